@@ -1,0 +1,7 @@
+from django.urls import path
+
+from security import views
+
+app_name = "security"
+
+urlpatterns = [path("", views.security, name="security")]
