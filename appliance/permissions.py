@@ -31,5 +31,5 @@ def admin_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
 class IsAdministrator(BasePermission):
     message = "This endpoint needs an account with administrative rights."
 
-    def has_permission(self, request, view) -> bool:  # noqa: ANN001 - DRF's signature
+    def has_permission(self, request, view) -> bool:
         return is_administrator(request.user)

@@ -14,7 +14,7 @@ _in_beat = False
 
 @beat_init.connect
 def _mark_beat_process(**_kwargs: object) -> None:
-    global _in_beat  # noqa: PLW0603 - a per-process flag set once by Celery
+    global _in_beat
     _in_beat = True
 
 

@@ -17,12 +17,12 @@ def make_user(username: str = "alice", *, admin: bool = False, **fields: object)
 
 
 @pytest.fixture
-def admin_user(db) -> User:  # noqa: ANN001 - pytest fixture
+def admin_user(db) -> User:
     return make_user("admin", admin=True, email="admin@example.com")
 
 
 @pytest.fixture
-def regular_user(db) -> User:  # noqa: ANN001
+def regular_user(db) -> User:
     return make_user("rep", email="rep@example.com", first_name="Rita", last_name="Rep")
 
 

@@ -10,6 +10,6 @@ import tempfile
 os.environ.setdefault("APPLIANCE_DATA_DIR", tempfile.mkdtemp(prefix="appliance-test-"))
 os.environ.setdefault("APPLIANCE_NAME", "test-site")
 
-from appliance.settings import *  # noqa: E402, F403
+from appliance.settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
