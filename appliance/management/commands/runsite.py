@@ -1,0 +1,81 @@
+"""Run one complete site: its embedded Redis (unless REDIS_URL is set), web, worker and beat."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from appliance.embedded_redis import EmbeddedRedis, EmbeddedRedisError, socket_path_from_url
+from appliance.supervisor import Program, Supervisor
+
+
+class Command(BaseCommand):
+    help = "Run this site: web server (gunicorn), Celery worker and beat, and the embedded Redis."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--bind", default="127.0.0.1:8000", help="Address:port of the web.")
+        parser.add_argument("--web-workers", type=int, default=2)
+        parser.add_argument("--certfile", help="TLS certificate (PEM) for the web server.")
+        parser.add_argument("--keyfile", help="TLS private key (PEM) for the web server.")
+        parser.add_argument(
+            "--no-beat", action="store_true", help="Do not run Celery beat (another process does)."
+        )
+
+    def handle(self, *args: object, **options: object) -> None:
+        logging.basicConfig(
+            level=logging.INFO, format=f"%(asctime)s [{settings.APPLIANCE_NAME}] %(message)s"
+        )
+        log_dir = settings.DATA_DIR / "logs"
+        redis_server = None
+        if settings.REDIS_EMBEDDED:
+            redis_server = EmbeddedRedis(
+                socket_path_from_url(settings.REDIS_URL), log_dir / "redis.log"
+            )
+            try:
+                redis_server.start()
+            except EmbeddedRedisError as error:
+                raise CommandError(str(error)) from None
+        try:
+            call_command("migrate", interactive=False, verbosity=0)
+            supervisor = Supervisor(self.programs(options, log_dir))
+            supervisor.run(
+                on_started=lambda: self.stdout.write(f"Site running on {options['bind']}")
+            )
+        finally:
+            if redis_server is not None:
+                redis_server.stop()
+
+    def programs(self, options: dict, log_dir: Path) -> list[Program]:
+        python = sys.executable
+        web = [
+            python, "-m", "gunicorn", "appliance.wsgi",
+            "--bind", options["bind"],
+            "--workers", str(options["web_workers"]),
+            "--timeout", "60",
+            "--access-logfile", "-",
+        ]  # fmt: skip
+        if options["certfile"]:
+            web += ["--certfile", options["certfile"], "--keyfile", options["keyfile"]]
+        programs = [
+            Program("web", web, log_dir / "web.log"),
+            Program(
+                "worker",
+                [python, "-m", "celery", "-A", "appliance", "worker", "--loglevel", "INFO",
+                 "--concurrency", "2", "--hostname", f"worker@{settings.APPLIANCE_NAME}"],
+                log_dir / "worker.log",
+            ),
+        ]  # fmt: skip
+        if not options["no_beat"]:
+            programs.append(
+                Program(
+                    "beat",
+                    [python, "-m", "celery", "-A", "appliance", "beat", "--loglevel", "INFO"],
+                    log_dir / "beat.log",
+                )
+            )
+        return programs

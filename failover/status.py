@@ -1,0 +1,21 @@
+"""What a site reports about itself: the CLI's `failover status` and the health API."""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from appliance import health
+from failover.models import FailoverState
+from security.models import PreSharedKey
+
+
+def site_status() -> dict[str, object]:
+    state = FailoverState.load()
+    psk = PreSharedKey.current()
+    return {
+        "site": settings.APPLIANCE_NAME,
+        "role": state.role,
+        "epoch": state.epoch,
+        "key_fingerprint": psk.fingerprint if psk else None,
+        "processes": {p.component: p.as_dict() for p in health.processes()},
+    }

@@ -1,0 +1,66 @@
+"""Playwright driving Debian's chromium against a real running site.
+
+`make test` installs chromium (tests/setup-browser) when it is missing and the
+user is root; elsewhere these tests skip, saying why.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from tests.sites import Site
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--no-first-run",
+]
+ADMIN_PASSWORD = "browser admin password 1"
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is missing: run tests/setup-browser as root to install chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def live_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    site = Site("browser", tmp_path_factory.mktemp("browser-site"), LOGIN_FAILURE_LIMIT="3")
+    site.manage("migrate", "--noinput")
+    site.manage("ensureadmin", "admin", stdin=ADMIN_PASSWORD + "\n")
+    site.start()
+    yield site
+    site.destroy()
+
+
+@pytest.fixture
+def page(browser: object) -> Iterator[object]:
+    context = browser.new_context()
+    context.set_default_timeout(10_000)
+    opened = context.new_page()
+    yield opened
+    context.close()
+
+
+def log_in(
+    page: object, site: Site, username: str = "admin", password: str = ADMIN_PASSWORD
+) -> None:
+    page.goto(site.url + "/login")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()

@@ -1,0 +1,160 @@
+"""Real sites for tests: `manage.py runsite` processes, each with its own data and broker.
+
+On the embedded defaults each site gets its own SQLite file and embedded Redis.
+When the suite runs with DATABASE_URL (PostgreSQL) and REDIS_URL set, as in CI's
+second pass, each site gets its own database on that server and its own Redis
+database number, so the production path is exercised too.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+_redis_numbers = itertools.count(1)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.25) -> Any:
+    """Poll `predicate` until it returns something truthy; bounded by `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result or time.monotonic() >= deadline:
+            return result
+        time.sleep(interval)
+
+
+class Site:
+    def __init__(self, name: str, base_dir: Path, **env: str) -> None:
+        self.name = name
+        self.data_dir = base_dir / name
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self._database: str | None = None
+        self.env = {
+            key: value
+            for key, value in os.environ.items()
+            if key not in {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE", "SECRET_KEY"}
+        }
+        self.env.update(
+            APPLIANCE_DATA_DIR=str(self.data_dir),
+            APPLIANCE_NAME=name,
+            ALLOWED_HOSTS="127.0.0.1,localhost",
+            HEARTBEAT_SECONDS="1",
+            DJANGO_SETTINGS_MODULE="appliance.settings",
+        )
+        self._use_external_services()
+        self.env.update(env)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _use_external_services(self) -> None:
+        database_url = os.environ.get("DATABASE_URL", "")
+        if database_url.startswith(("postgres://", "postgresql://")):
+            import psycopg
+
+            self._database = f"site_{self.name}_{os.getpid()}_{self.port}"
+            parts = urlsplit(database_url)
+            admin_url = urlunsplit(parts._replace(path="/postgres"))
+            with psycopg.connect(admin_url, autocommit=True) as connection:
+                connection.execute(f'DROP DATABASE IF EXISTS "{self._database}"')
+                connection.execute(f'CREATE DATABASE "{self._database}"')
+            self.env["DATABASE_URL"] = urlunsplit(parts._replace(path=f"/{self._database}"))
+            self._admin_url = admin_url
+        redis_url = os.environ.get("REDIS_URL", "")
+        if redis_url.startswith("redis://"):
+            import redis
+
+            parts = urlsplit(redis_url)
+            url = urlunsplit(parts._replace(path=f"/{next(_redis_numbers) % 16}"))
+            redis.Redis.from_url(url).flushdb()
+            self.env["REDIS_URL"] = url
+
+    def manage(
+        self, *args: str, stdin: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, str(ROOT / "manage.py"), *args],
+            env=self.env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=120,
+        )
+
+    def status(self) -> dict[str, Any]:
+        return json.loads(self.manage("failover", "status", "--json").stdout)
+
+    def get(self, path: str) -> int:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=5) as response:  # noqa: S310 - loopback
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+        except OSError:
+            return 0
+
+    def start(self, timeout: float = 60.0) -> Site:
+        log = open(self.data_dir / "runsite.log", "ab")  # noqa: SIM115 - closed with the process
+        self.process = subprocess.Popen(
+            [sys.executable, str(ROOT / "manage.py"), "runsite", "--bind", f"127.0.0.1:{self.port}",
+             "--web-workers", "1"],
+            env=self.env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        log.close()
+        if not wait_until(
+            lambda: self.get("/login") == 200 or self.process.poll() is not None, timeout
+        ):
+            self.stop()
+            raise RuntimeError(
+                f"site {self.name} did not answer /login within {timeout} s:\n{self.log()}"
+            )
+        if self.process.poll() is not None:
+            raise RuntimeError(f"site {self.name} exited:\n{self.log()}")
+        return self
+
+    def log(self, name: str = "runsite.log") -> str:
+        path = self.data_dir / name if name == "runsite.log" else self.data_dir / "logs" / name
+        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(40)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.process = None
+
+    def destroy(self) -> None:
+        self.stop()
+        if self._database:
+            import psycopg
+
+            with psycopg.connect(self._admin_url, autocommit=True) as connection:
+                connection.execute(f'DROP DATABASE IF EXISTS "{self._database}" WITH (FORCE)')

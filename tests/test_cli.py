@@ -1,0 +1,61 @@
+import io
+import json
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from appliance.models import AuditEvent
+from security import keys
+from security.models import PreSharedKey
+
+pytestmark = pytest.mark.django_db
+KEY = "a long shared passphrase 1234"
+
+
+def run(*args: str, stdin: str = "") -> str:
+    out = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("sys.stdin", io.StringIO(stdin))
+        call_command("failover", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_status_json_reports_site_role_key_and_processes():
+    status = json.loads(run("status", "--json"))
+    assert status["site"] == "test-site"
+    assert status["role"] == "none"
+    assert status["epoch"] == 0
+    assert status["key_fingerprint"] is None
+    assert set(status["processes"]) == {"worker", "beat"}
+    assert status["processes"]["worker"]["alive"] is False
+
+
+def test_status_text_says_when_no_key_is_set():
+    text = run("status")
+    assert "Key:           not set" in text
+    assert "Worker:        DOWN" in text
+
+
+def test_set_key_reads_standard_input_and_prints_the_fingerprint():
+    output = run("set-key", stdin=KEY + "\n")
+    assert keys.fingerprint(KEY) in output
+    assert KEY not in output
+    assert PreSharedKey.current().reveal() == KEY
+    assert json.loads(run("status", "--json"))["key_fingerprint"] == keys.fingerprint(KEY)
+    assert AuditEvent.objects.get(action="security.key_changed").actor == "cli"
+
+
+def test_set_key_refuses_a_short_key_and_saves_nothing():
+    with pytest.raises(CommandError, match="use at least 16"):
+        run("set-key", stdin="short\n")
+    assert PreSharedKey.current() is None
+
+
+def test_ensureadmin_creates_an_administrator_who_can_log_in(client, monkeypatch):
+    monkeypatch.setattr("sys.stdin", io.StringIO("a good long password 99\n"))
+    call_command("ensureadmin", "root-admin", stdout=io.StringIO())
+    response = client.post(
+        "/login", {"username": "root-admin", "password": "a good long password 99"}
+    )
+    assert response.status_code == 302
+    assert response["Location"] == "/status/"
