@@ -58,6 +58,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "appliance.middleware.SiteTimeZoneMiddleware",
     "axes.middleware.AxesMiddleware",
+    "failover.middleware.BackupRedirectMiddleware",
 ]
 
 ROOT_URLCONF = "appliance.urls"
