@@ -1,0 +1,1 @@
+"""The site's public REST API (version 1): token-authenticated, for administrator accounts."""

@@ -1,6 +1,12 @@
 from django.urls import path
-from django.views.generic import TemplateView
+
+from appliance.views import reports
 
 app_name = "reports"
 
-urlpatterns = [path("", TemplateView.as_view(template_name="base.html"), name="list")]
+urlpatterns = [
+    path("", reports.report_list, name="list"),
+    path("export/", reports.export, name="export"),
+    path("<uuid:uuid>/", reports.report_detail, name="detail"),
+    path("<uuid:uuid>/recording/", reports.recording, name="recording"),
+]

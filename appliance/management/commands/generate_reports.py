@@ -7,6 +7,7 @@ import datetime as dt
 import time
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import IntegrityError
 
 from appliance.reportgen import DEFAULT_BATCH_SIZE, generate_reports
 
@@ -67,13 +68,22 @@ class Command(BaseCommand):
                 f"--with-recordings {recordings} is more than the {count} reports to create."
             )
         started = time.monotonic()
-        created = generate_reports(
-            count,
-            seed=options["seed"],
-            end=options["end"],
-            batch_size=options["batch_size"],
-            with_recordings=recordings,
-        )
+        try:
+            created = generate_reports(
+                count,
+                seed=options["seed"],
+                end=options["end"],
+                batch_size=options["batch_size"],
+                with_recordings=recordings,
+            )
+        except IntegrityError as error:
+            hint = (
+                f" A seeded run repeats its report IDs: --seed {options['seed']} was probably "
+                "used on this database before; choose another seed or leave it out."
+                if options["seed"] is not None
+                else ""
+            )
+            raise CommandError(f"Could not insert the reports: {error}.{hint}") from error
         elapsed = time.monotonic() - started
         self.stdout.write(
             self.style.SUCCESS(
