@@ -3,6 +3,7 @@ from crispy_forms.layout import Submit
 from django import forms
 
 from appliance.models import SiteSettings
+from appliance.validators import is_hostname
 
 
 class SiteSettingsForm(forms.ModelForm):
@@ -25,17 +26,7 @@ class SiteSettingsForm(forms.ModelForm):
 
     def clean_public_hostname(self) -> str:
         name = self.cleaned_data["public_hostname"].strip().lower().rstrip(".")
-        if not name:
-            return name
-        labels = name.split(".")
-        valid = all(
-            0 < len(label) <= 63
-            and label.replace("-", "").isalnum()
-            and not label.startswith("-")
-            and not label.endswith("-")
-            for label in labels
-        )
-        if not valid:
+        if name and not is_hostname(name):
             raise forms.ValidationError(
                 "Enter a host name such as support.example.com: letters, digits and hyphens, "
                 "separated by dots."

@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from appliance import config
 
@@ -179,6 +180,22 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(HEARTBEAT_SECONDS),
         "options": {"expires": HEARTBEAT_SECONDS * 2},
     },
+}
+
+# Peer protocol: TLS on both sides, signed requests, bounded calls.
+TLS_CERTFILE = config.env_str("TLS_CERTFILE", "")
+TLS_KEYFILE = config.env_str("TLS_KEYFILE", "")
+if bool(TLS_CERTFILE) != bool(TLS_KEYFILE):
+    raise ImproperlyConfigured("TLS_CERTFILE and TLS_KEYFILE must be set together.")
+PEER_CA_BUNDLE = config.env_str("PEER_CA_BUNDLE", "")
+PEER_ALLOW_PLAIN_HTTP = config.env_bool("PEER_ALLOW_PLAIN_HTTP", False)
+PEER_TIMEOUT_SECONDS = config.env_int("PEER_TIMEOUT_SECONDS", 5, minimum=1, maximum=60)
+PEER_CLOCK_SKEW_SECONDS = config.env_int("PEER_CLOCK_SKEW_SECONDS", 300, minimum=5, maximum=3600)
+PEER_CHECK_SECONDS = config.env_int("PEER_CHECK_SECONDS", 15, minimum=1, maximum=3600)
+CELERY_BEAT_SCHEDULE["check-peer"] = {
+    "task": "failover.tasks.check_peer",
+    "schedule": float(PEER_CHECK_SECONDS),
+    "options": {"expires": PEER_CHECK_SECONDS},
 }
 
 LOG_LEVEL = config.env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))

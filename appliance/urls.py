@@ -22,6 +22,8 @@ urlpatterns = [
     path("logout", auth_views.LogoutView.as_view(), name="logout"),
     path("", include((site_patterns, "appliance"))),
     path("management/security/", include("security.urls")),
+    path("management/failover/", include("failover.urls")),
+    path("api/peer/v1/", include("failover.peer_urls")),
     path("api/v1/", include("appliance.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
 ]

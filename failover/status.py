@@ -17,5 +17,16 @@ def site_status() -> dict[str, object]:
         "role": state.role,
         "epoch": state.epoch,
         "key_fingerprint": psk.fingerprint if psk else None,
+        "peer": {
+            "name": state.peer_name,
+            "address": state.peer_address,
+            "role": state.peer_role,
+            "epoch": state.peer_epoch,
+            "reachable": state.peer_reachable,
+            "last_check": state.peer_checked_at.isoformat() if state.peer_checked_at else None,
+            "error": state.peer_error,
+        }
+        if state.is_paired
+        else None,
         "processes": {p.component: p.as_dict() for p in health.processes()},
     }

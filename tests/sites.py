@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -22,6 +23,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
+
+from tests.certs import Certificate, make_server_certificate
 
 ROOT = Path(__file__).resolve().parent.parent
 _redis_numbers = itertools.count(1)
@@ -44,8 +47,11 @@ def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0
 
 
 class Site:
-    def __init__(self, name: str, base_dir: Path, **env: str) -> None:
+    def __init__(
+        self, name: str, base_dir: Path, *, ca: Certificate | None = None, **env: str
+    ) -> None:
         self.name = name
+        self.ca = ca
         self.data_dir = base_dir / name
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -63,12 +69,20 @@ class Site:
             HEARTBEAT_SECONDS="1",
             DJANGO_SETTINGS_MODULE="appliance.settings",
         )
+        if ca is not None:
+            certificate = make_server_certificate(self.data_dir, ca)
+            self.certificate_fingerprint = certificate.fingerprint
+            self.env.update(
+                TLS_CERTFILE=str(certificate.cert_path), TLS_KEYFILE=str(certificate.key_path)
+            )
+        else:
+            self.env["PEER_ALLOW_PLAIN_HTTP"] = "1"
         self._use_external_services()
         self.env.update(env)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.ca else 'http'}://127.0.0.1:{self.port}"
 
     def _use_external_services(self) -> None:
         database_url = os.environ.get("DATABASE_URL", "")
@@ -110,7 +124,8 @@ class Site:
 
     def get(self, path: str) -> int:
         try:
-            with urllib.request.urlopen(self.url + path, timeout=5) as response:  # noqa: S310 - loopback
+            context = ssl.create_default_context(cafile=self.ca.cert_path) if self.ca else None
+            with urllib.request.urlopen(self.url + path, timeout=5, context=context) as response:  # noqa: S310
                 return response.status
         except urllib.error.HTTPError as error:
             return error.code

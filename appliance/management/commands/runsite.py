@@ -20,8 +20,16 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--bind", default="127.0.0.1:8000", help="Address:port of the web.")
         parser.add_argument("--web-workers", type=int, default=2)
-        parser.add_argument("--certfile", help="TLS certificate (PEM) for the web server.")
-        parser.add_argument("--keyfile", help="TLS private key (PEM) for the web server.")
+        parser.add_argument(
+            "--certfile",
+            default=settings.TLS_CERTFILE,
+            help="TLS certificate (PEM) for the web server; default TLS_CERTFILE.",
+        )
+        parser.add_argument(
+            "--keyfile",
+            default=settings.TLS_KEYFILE,
+            help="TLS private key (PEM) for the web server; default TLS_KEYFILE.",
+        )
         parser.add_argument(
             "--no-beat", action="store_true", help="Do not run Celery beat (another process does)."
         )
@@ -56,6 +64,9 @@ class Command(BaseCommand):
             python, "-m", "gunicorn", "appliance.wsgi",
             "--bind", options["bind"],
             "--workers", str(options["web_workers"]),
+            # Threads: establishing a relationship makes the peer call this site back
+            # while the request that started it is still open.
+            "--worker-class", "gthread", "--threads", "4",
             "--timeout", "60",
             "--access-logfile", "-",
         ]  # fmt: skip

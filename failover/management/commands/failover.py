@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 import sys
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from appliance.validators import validate_host
+from failover import services
+from failover.peer import PeerError
 from failover.status import site_status
 from security.services import set_key
 
@@ -23,6 +27,22 @@ class Command(BaseCommand):
             "set-key",
             help="Set the inter-appliance pre-shared key, read from standard input.",
         )
+        establish = sub.add_parser(
+            "establish", help="Make this site the primary and the given site its backup."
+        )
+        establish.add_argument("--backup-host", required=True)
+        establish.add_argument("--backup-port", type=int, default=443)
+        establish.add_argument("--reverse-host", required=True, help="How the backup reaches us.")
+        establish.add_argument("--reverse-port", type=int, default=443)
+        establish.add_argument(
+            "--backup-fingerprint",
+            default="",
+            help="SHA-256 fingerprint of the backup's certificate to pin (shown when omitted).",
+        )
+        breaking = sub.add_parser("break", help="Break the relationship; both sites become none.")
+        breaking.add_argument(
+            "--force", action="store_true", help="Break here even if the peer cannot be told."
+        )
 
     def handle(self, *args: object, **options: object) -> None:
         handler = getattr(self, "handle_" + str(options["subcommand"]).replace("-", "_"))
@@ -36,9 +56,51 @@ class Command(BaseCommand):
         self.stdout.write(f"Site:          {status['site']}")
         self.stdout.write(f"Role:          {status['role']} (epoch {status['epoch']})")
         self.stdout.write(f"Key:           {status['key_fingerprint'] or 'not set'}")
+        if peer := status["peer"]:
+            reachable = {True: "reachable", False: "UNREACHABLE", None: "not checked"}
+            self.stdout.write(
+                f"Peer:          {peer['name']} at {peer['address']}, {peer['role'] or '?'} "
+                f"(epoch {peer['epoch']}), {reachable[peer['reachable']]}"
+                f", last check {peer['last_check'] or 'never'}"
+            )
         for name, process in status["processes"].items():
             state = "alive" if process["alive"] else "DOWN"
             self.stdout.write(f"{name.capitalize() + ':':<15}{state} ({process['detail']})")
+
+    def handle_establish(self, options: dict) -> None:
+        try:
+            backup = services.PeerAddress(
+                validate_host(options["backup_host"]),
+                options["backup_port"],
+                options["backup_fingerprint"],
+            )
+            reverse = services.PeerAddress(
+                validate_host(options["reverse_host"]), options["reverse_port"]
+            )
+        except ValidationError as error:
+            raise CommandError(" ".join(error.messages)) from None
+        needs_pin = services.peer_scheme() == "https" and not settings.PEER_CA_BUNDLE
+        try:
+            if needs_pin and not backup.fingerprint:
+                presented = services.probe_certificate(backup)
+                raise CommandError(
+                    f"The backup at {backup.display} presents the certificate {presented}. "
+                    "Check it, then run again with --backup-fingerprint to pin it."
+                )
+            state = services.establish(backup, reverse, "cli")
+        except (services.RelationshipError, PeerError) as error:
+            raise CommandError(error.message) from None
+        self.stdout.write(
+            f"Relationship established: this site is primary (epoch {state.epoch}), "
+            f"{state.peer_name} at {state.peer_address} is backup."
+        )
+
+    def handle_break(self, options: dict) -> None:
+        try:
+            outcome = services.break_relationship("cli", force=options["force"])
+        except services.RelationshipError as error:
+            raise CommandError(error.message) from None
+        self.stdout.write(f"Relationship broken: this site's role is now none. {outcome}")
 
     def handle_set_key(self, options: dict) -> None:
         if sys.stdin.isatty():

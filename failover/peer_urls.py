@@ -1,0 +1,11 @@
+from django.urls import path
+
+from failover import peer_api
+
+app_name = "peer"
+
+urlpatterns = [
+    path("hello", peer_api.HelloView.as_view(), name="hello"),
+    path("establish", peer_api.EstablishView.as_view(), name="establish"),
+    path("break", peer_api.BreakView.as_view(), name="break"),
+]
