@@ -26,4 +26,5 @@ urlpatterns = [
     path("api/peer/v1/", include("failover.peer_urls")),
     path("api/v1/", include("appliance.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("", include("failover.api.urls")),
 ]

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from appliance.api import views
+from failover.api import views as failover_views
 
 app_name = "api"
 
@@ -12,4 +13,5 @@ urlpatterns = [
         views.ReportRecording.as_view(),
         name="report-recording",
     ),
+    path("health/", failover_views.HealthView.as_view(), name="health"),
 ]

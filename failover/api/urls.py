@@ -1,0 +1,17 @@
+"""Routes at the site's root: the Command API and the load balancers' health check.
+
+appliance/urls.py includes them with `path("", include("failover.api.urls"))`; the JSON
+report lives with the rest of version 1 in appliance/api/urls.py.
+"""
+
+from django.contrib.auth.decorators import login_not_required
+from django.urls import path
+
+from failover.api import views
+
+app_name = "failover_api"
+
+urlpatterns = [
+    path("api/command", login_not_required(views.CommandView.as_view()), name="command"),
+    path("check_health", login_not_required(views.load_balancer_check), name="check-health"),
+]
