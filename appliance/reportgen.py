@@ -21,6 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from appliance.models import Report
+from failover.sync import changelog
 
 DEFAULT_BATCH_SIZE = 2000
 SPAN_DAYS = 365
@@ -257,6 +258,8 @@ def generate_reports(
         _write_recordings(batch)
         with transaction.atomic():
             Report.objects.bulk_create(batch)
+            # bulk_create sends no signals: log the new rows for the next data sync.
+            changelog.record(Report, [report.pk for report in batch])
         created += len(batch)
     return created
 

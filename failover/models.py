@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from datetime import datetime
 
 from django.conf import settings
@@ -53,6 +54,9 @@ class FailoverState(models.Model):
     peer_reachable = models.BooleanField(null=True)
     peer_checked_at = models.DateTimeField(null=True, blank=True)
     peer_error = models.TextField(blank=True)
+    # The backup's last finished sync, as the peer check last heard it (on the primary).
+    peer_last_sync_at = models.DateTimeField(null=True, blank=True)
+    peer_last_sync_status = models.CharField(max_length=10, blank=True)
 
     def __str__(self) -> str:
         return f"{self.role} (epoch {self.epoch})"
@@ -143,7 +147,13 @@ class FailoverState(models.Model):
         )
 
     def record_peer_check(
-        self, *, reachable: bool, role: str = "", epoch: int | None = None, error: str = ""
+        self,
+        *,
+        reachable: bool,
+        role: str = "",
+        epoch: int | None = None,
+        error: str = "",
+        last_sync: dict | None = None,
     ) -> bool:
         """Store the result of a check of the peer. True when reachability changed."""
         changed = self.peer_reachable is not None and self.peer_reachable != reachable
@@ -154,6 +164,11 @@ class FailoverState(models.Model):
         }
         if reachable:
             fields.update(peer_role=role, peer_epoch=epoch)
+        if last_sync and last_sync.get("finished_at"):
+            fields.update(
+                peer_last_sync_at=datetime.fromisoformat(last_sync["finished_at"]),
+                peer_last_sync_status=last_sync["status"],
+            )
         FailoverState.objects.filter(pk=1, epoch=self.epoch).update(**fields)
         for field, value in fields.items():
             setattr(self, field, value)
@@ -171,6 +186,8 @@ class FailoverEvent(models.Model):
         AUTH_REFUSED = "auth_refused", "Request refused"
         ROLE_CHANGED = "role_changed", "Role changed"
         KEY_MISMATCH = "key_mismatch", "Key mismatch"
+        SYNC_SUCCEEDED = "sync_succeeded", "Full sync completed"
+        SYNC_FAILED = "sync_failed", "Sync failed"
         ERROR = "error", "Error"
 
     class Severity(models.TextChoices):
@@ -216,3 +233,268 @@ class FailoverEvent(models.Model):
             epoch=FailoverState.load().epoch,
             at=at or timezone.now(),
         )
+
+
+class ChangeLog(models.Model):
+    """On the primary: one row per write to synced data, so syncs send only what changed.
+
+    The sequence number (the primary key) is the sync cursor. Writes through the
+    ORM's save() and delete() and many-to-many changes are logged by signals
+    (failover.sync.changelog); bulk writes log themselves with record().
+    """
+
+    at = models.DateTimeField(default=timezone.now)
+    model = models.CharField(max_length=40)
+    key = models.BigIntegerField()
+    deleted = models.BooleanField(default=False)
+
+    class Meta:
+        indexes = [models.Index(fields=["model", "key"])]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {'delete' if self.deleted else 'upsert'} {self.model}:{self.key}"
+
+
+class SyncSource(models.Model):
+    """On the primary: the identity of its change log. A backup holding a cursor from
+    another generation (another primary, a restored database) needs a full sync."""
+
+    generation = models.UUIDField()
+    horizon = models.BigIntegerField(
+        default=0, help_text="Change-log rows up to this number were pruned."
+    )
+
+    def __str__(self) -> str:
+        return str(self.generation)
+
+    @classmethod
+    def load(cls) -> SyncSource:
+        import uuid
+
+        obj, _ = cls.objects.get_or_create(pk=1, defaults={"generation": uuid.uuid4()})
+        return obj
+
+
+class SyncRun(models.Model):
+    """On the backup: one data sync from the primary, from request to outcome."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    class Trigger(models.TextChoices):
+        ESTABLISHED = "established", "After Establish Relationship"
+        SCHEDULE = "schedule", "Schedule"
+        MANUAL = "manual", "Sync Now"
+        CLI = "cli", "CLI"
+        BECOME_PRIMARY = "become_primary", "Final sync before Become Primary"
+
+    STATUS_BADGES = {
+        "pending": "secondary",
+        "running": "primary",
+        "succeeded": "success",
+        "failed": "danger",
+    }
+
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    trigger = models.CharField(max_length=20, choices=Trigger.choices)
+    full_requested = models.BooleanField(default=False)
+    full = models.BooleanField(default=False)
+    requested_by = models.CharField(max_length=150, default="system")
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    phase = models.CharField(max_length=40, blank=True)
+    records = models.PositiveBigIntegerField(default=0)
+    records_expected = models.PositiveBigIntegerField(null=True, blank=True)
+    bytes = models.PositiveBigIntegerField(default=0)
+    files = models.PositiveIntegerField(default=0)
+    bandwidth_limit = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="Bits per second in force for this run; empty: unlimited."
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"sync #{self.pk} {self.status}"
+
+    @property
+    def badge(self) -> str:
+        return self.STATUS_BADGES[self.status]
+
+    @classmethod
+    def request(
+        cls, trigger: str, *, full: bool = False, by: str = "system"
+    ) -> tuple[SyncRun, bool]:
+        """A new pending run, or the one already pending or running (one sync at a time).
+
+        Returns (run, created). A running sync whose worker died is closed as
+        failed first, so a killed worker cannot block syncs forever.
+        """
+        with transaction.atomic():
+            active = cls.objects.filter(status__in=[cls.Status.PENDING, cls.Status.RUNNING])
+            for run in active.order_by("id"):
+                if not run.is_stale():
+                    return run, False
+                run.finish(
+                    cls.Status.FAILED,
+                    "The worker stopped during this sync; the backup's data was left as it was.",
+                )
+            run = cls.objects.create(trigger=trigger, full_requested=full, requested_by=by)
+        return run, True
+
+    def is_stale(self) -> bool:
+        """Running, but its worker has stopped publishing progress: it died."""
+        from failover.sync import progress
+
+        if self.status != self.Status.RUNNING or self.started_at is None:
+            return False
+        quiet_for = (timezone.now() - self.started_at).total_seconds()
+        return quiet_for > progress.PULSE_SECONDS and progress.read(self.pk) is None
+
+    def claim(self) -> bool:
+        """Pending to running, only if still pending (two deliveries cannot both run it)."""
+        now = timezone.now()
+        claimed = SyncRun.objects.filter(pk=self.pk, status=self.Status.PENDING).update(
+            status=self.Status.RUNNING, started_at=now, attempts=models.F("attempts") + 1
+        )
+        if claimed:
+            self.refresh_from_db()
+        return bool(claimed)
+
+    def release(self, error: str) -> None:
+        """Running back to pending, to be retried; the error of this attempt is kept."""
+        SyncRun.objects.filter(pk=self.pk, status=self.Status.RUNNING).update(
+            status=self.Status.PENDING, error=error
+        )
+        self.status, self.error = self.Status.PENDING, error
+
+    def finish(self, status: str, error: str = "", **totals: object) -> bool:
+        """Close the run with its outcome and totals; a run already closed stays as it was."""
+        fields = {"status": status, "error": error, "finished_at": timezone.now(), **totals}
+        closed = SyncRun.objects.filter(
+            pk=self.pk, status__in=[self.Status.PENDING, self.Status.RUNNING]
+        ).update(**fields)
+        if closed:
+            for name, value in fields.items():
+                setattr(self, name, value)
+        return bool(closed)
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (self.Status.PENDING, self.Status.RUNNING)
+
+    @property
+    def duration(self) -> dt.timedelta | None:
+        if self.started_at is None:
+            return None
+        return (self.finished_at or timezone.now()) - self.started_at
+
+    def as_dict(self) -> dict[str, object]:
+        """The run as the CLI, the status API and the peer see it."""
+        return {
+            "id": self.pk,
+            "status": self.status,
+            "trigger": self.trigger,
+            "full": self.full,
+            "created_at": self.created_at.isoformat(),
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "records": self.records,
+            "bytes": self.bytes,
+            "files": self.files,
+            "attempts": self.attempts,
+            "error": self.error,
+        }
+
+    @classmethod
+    def latest(cls) -> SyncRun | None:
+        return cls.objects.order_by("-id").first()
+
+    @property
+    def rate(self) -> float | None:
+        """Average bytes per second on the wire so far."""
+        duration = self.duration
+        if duration is None or duration.total_seconds() <= 0:
+            return None
+        return self.bytes / duration.total_seconds()
+
+
+class SyncCursor(models.Model):
+    """On the backup: how far it has applied the primary's change log."""
+
+    generation = models.UUIDField(null=True, blank=True)
+    seq = models.BigIntegerField(default=0)
+    last_full_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.generation}:{self.seq}"
+
+    @classmethod
+    def load(cls) -> SyncCursor:
+        return cls.objects.filter(pk=1).first() or cls(pk=1)
+
+
+def _bandwidth_label(bits: int) -> str:
+    return f"{bits // 1_000_000} Mbit/s" if bits >= 1_000_000 else f"{bits // 1000} Kbit/s"
+
+
+BANDWIDTH_STEPS = [
+    256_000, 512_000, 1_000_000, 2_000_000, 5_000_000,
+    10_000_000, 20_000_000, 50_000_000, 100_000_000,
+]  # fmt: skip
+BANDWIDTH_CHOICES = [(bits, _bandwidth_label(bits)) for bits in BANDWIDTH_STEPS]
+
+
+class BackupSettings(models.Model):
+    """The backup's schedule and limits. Edited on either site; not synced as data.
+
+    The backup is the one that acts on them; the primary hands edits to it.
+    """
+
+    class Interval(models.TextChoices):
+        EVERY_15_MINUTES = "15min", "Every 15 minutes"
+        EVERY_HOUR = "hourly", "Every hour"
+        EVERY_N_HOURS = "hours", "Every N hours"
+        DAILY = "daily", "Every Day"
+        WEEKLY = "weekly", "Once a Week"
+
+    class Weekday(models.IntegerChoices):
+        MONDAY = 0, "Monday"
+        TUESDAY = 1, "Tuesday"
+        WEDNESDAY = 2, "Wednesday"
+        THURSDAY = 3, "Thursday"
+        FRIDAY = 4, "Friday"
+        SATURDAY = 5, "Saturday"
+        SUNDAY = 6, "Sunday"
+
+    enable_backup_operations = models.BooleanField(
+        default=True,
+        help_text="Allows automatic data syncs and automatic failover.",
+    )
+    sync_interval = models.CharField(
+        max_length=10, choices=Interval.choices, default=Interval.EVERY_HOUR
+    )
+    sync_every_hours = models.PositiveSmallIntegerField(default=4)
+    sync_time = models.TimeField(default=dt.time(2, 0))
+    sync_weekday = models.PositiveSmallIntegerField(choices=Weekday.choices, default=Weekday.SUNDAY)
+    bandwidth_limit = models.PositiveBigIntegerField(
+        null=True, blank=True, choices=BANDWIDTH_CHOICES, help_text="Empty means unlimited."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"backup settings ({self.get_sync_interval_display()})"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        self.pk = 1
+        super().save(*args, **kwargs)
+
+    @classmethod
+    def load(cls) -> BackupSettings:
+        return cls.objects.filter(pk=1).first() or cls(pk=1)

@@ -8,10 +8,12 @@ can act on and whether retrying may help.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
+import secrets
 import socket
 import ssl
 from collections.abc import Iterator
@@ -65,6 +67,29 @@ class PeerError(Exception):
         self.reason = reason
         self.status = status
         self.payload = payload
+
+
+class PeerStream:
+    """A streamed answer being read; read errors become transient PeerErrors."""
+
+    def __init__(
+        self, client: PeerClient, response: requests.Response, seal_key: bytes, call: str
+    ) -> None:
+        self.client = client
+        self.response = response
+        self.seal_key = seal_key
+        self.call = call
+
+    def chunks(self, size: int) -> Iterator[bytes]:
+        try:
+            yield from self.response.iter_content(chunk_size=size)
+        except requests.RequestException as error:
+            raise PeerError(
+                f"The stream from the peer at {self.client.address} ({self.call}) broke off: "
+                f"{error.__class__.__name__}.",
+                transient=True,
+                reason="unreachable",
+            ) from None
 
 
 @dataclass(frozen=True)
@@ -236,9 +261,55 @@ class PeerClient:
 
     def request(self, method: str, path: str, *, json: Any = None) -> PeerResponse:
         """Send one signed request; return the verified answer or raise PeerError."""
+        key = self._signing_key()
+        response = self._send(self._prepare(method, path, json, key), stream=False)
+        return self._answer(response, key, f"{method} {path}")
+
+    @contextlib.contextmanager
+    def stream(self, method: str, path: str, *, json: Any = None) -> Iterator[PeerStream]:
+        """Send one signed request and read its answer as it arrives.
+
+        The answer's headers are verified here; its body carries its own seal,
+        keyed by `PeerStream.seal_key`, which the reader checks at the end.
+        """
+        key = self._signing_key()
+        nonce = secrets.token_urlsafe(24)
+        call = f"{method} {path}"
+        response = self._send(self._prepare(method, path, json, key, nonce=nonce), stream=True)
+        try:
+            if response.status_code != 200:
+                self._answer(response, key, call)
+                raise PeerError(
+                    f"The peer at {self.address} answered {call} with HTTP "
+                    f"{response.status_code} instead of a stream.",
+                    transient=False,
+                    reason="bad_response",
+                    status=response.status_code,
+                )
+            try:
+                signing.verify_stream_response(response, key)
+            except signing.SignatureRefused as refusal:
+                raise PeerError(
+                    f"The answer of the peer at {self.address} to {call} is not authentic "
+                    f"({refusal.reason}): {refusal.detail}",
+                    transient=False,
+                    reason="bad_response",
+                ) from None
+            yield PeerStream(self, response, signing.stream_seal_key(key, nonce), call)
+        finally:
+            response.close()
+
+    def _prepare(
+        self,
+        method: str,
+        path: str,
+        json: Any,
+        key: signing.PeerKey,
+        *,
+        nonce: str | None = None,
+    ) -> requests.PreparedRequest:
         if not path.startswith("/"):
             raise ValueError(f"Peer paths start with '/': {path!r}")
-        key = self._signing_key()
         headers = {
             "User-Agent": USER_AGENT,
             "Accept": "application/json",
@@ -251,17 +322,20 @@ class PeerClient:
             headers["Content-Type"] = "application/json"
         prepared = requests.Request(method, self.base_url + path, data=body, headers=headers)
         outgoing = prepared.prepare()
-        signing.sign_request(outgoing, key)
+        signing.sign_request(outgoing, key, nonce=nonce)
+        return outgoing
+
+    def _send(self, outgoing: requests.PreparedRequest, *, stream: bool) -> requests.Response:
         try:
-            response = self._session.send(
+            return self._session.send(
                 outgoing,
                 timeout=(self.timeout, self.timeout),
                 allow_redirects=False,
                 verify=self._verify,
+                stream=stream,
             )
         except requests.RequestException as error:
             raise self._transport_error(error) from error
-        return self._answer(response, key, f"{method} {path}")
 
     def _signing_key(self) -> signing.PeerKey:
         if self._key is not None:

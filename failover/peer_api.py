@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from django.core.files.storage import default_storage
+from django.http import FileResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from appliance.models import Report
 from failover import services
+from failover.models import FailoverState, Role, SyncRun
+from failover.sync import stream
+from security import signing
 from security.peer_views import PeerAPIView
 
 
@@ -58,3 +65,82 @@ class BreakView(PeerAPIView):
         BreakSerializer(data=request.data).is_valid(raise_exception=True)
         services.accept_break(request.data)
         return Response(services.identity())
+
+
+class SyncChangesSerializer(serializers.Serializer):
+    generation = serializers.UUIDField(allow_null=True)
+    since = serializers.IntegerField(min_value=0, allow_null=True)
+    full = serializers.BooleanField(default=False)
+
+
+class SyncFileSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=255)
+
+
+def _not_primary() -> Response:
+    return Response(
+        {
+            "reason": "not_primary",
+            "detail": "This site is not the primary: it has no data to send.",
+        },
+        status=status.HTTP_409_CONFLICT,
+    )
+
+
+class SyncChangesView(PeerAPIView):
+    """The change set since the backup's cursor (or everything), as a sealed stream."""
+
+    @extend_schema(exclude=True)
+    def post(self, request: Request) -> HttpResponseBase:
+        if FailoverState.load().role != Role.PRIMARY:
+            return _not_primary()
+        query = SyncChangesSerializer(data=request.data)
+        query.is_valid(raise_exception=True)
+        data = query.validated_data
+        plan = stream.Plan.make(
+            str(data["generation"]) if data["generation"] else None, data["since"], data["full"]
+        )
+        seal_key = signing.stream_seal_key(request.auth.key, request.auth.nonce)
+        return StreamingHttpResponse(
+            stream.sealed_stream(plan, seal_key), content_type="application/x-ndjson"
+        )
+
+
+class SyncFileView(PeerAPIView):
+    """One recording file, named by a report (its checksum travels in the change set)."""
+
+    @extend_schema(exclude=True)
+    def post(self, request: Request) -> HttpResponseBase:
+        if FailoverState.load().role != Role.PRIMARY:
+            return _not_primary()
+        query = SyncFileSerializer(data=request.data)
+        query.is_valid(raise_exception=True)
+        name = query.validated_data["name"]
+        if not Report.objects.filter(recording=name).exists() or not default_storage.exists(name):
+            return Response(
+                {"reason": "no_such_file", "detail": f"No report holds the recording {name}."},
+                status=status.HTTP_404_NOT_FOUND,
+            )
+        return FileResponse(
+            default_storage.open(name, "rb"), content_type="application/octet-stream"
+        )
+
+
+class SyncRequestSerializer(serializers.Serializer):
+    full = serializers.BooleanField(default=False)
+    by = serializers.CharField(max_length=150, default="peer")
+    trigger = serializers.ChoiceField(choices=SyncRun.Trigger.choices, default="manual")
+
+
+class SyncRequestView(PeerAPIView):
+    """The primary asks this backup to pull now (Sync Now on the primary's page)."""
+
+    @extend_schema(exclude=True)
+    def post(self, request: Request) -> Response:
+        payload = SyncRequestSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        try:
+            detail = services.accept_sync_request(payload.validated_data)
+        except services.RelationshipError as error:
+            return refused(error)
+        return Response({"detail": detail}, status=status.HTTP_202_ACCEPTED)

@@ -15,8 +15,9 @@ from django.db import transaction
 
 from appliance.models import AuditEvent
 from appliance.version import SOFTWARE_VERSION
-from failover.models import FailoverEvent, FailoverState, Role
+from failover.models import BackupSettings, FailoverEvent, FailoverState, Role, SyncRun
 from failover.peer import PeerClient, PeerError
+from failover.sync import runs
 from security import tls
 from security.models import PreSharedKey
 
@@ -25,6 +26,7 @@ logger = logging.getLogger(__name__)
 HELLO = "/api/peer/v1/hello"
 ESTABLISH = "/api/peer/v1/establish"
 BREAK = "/api/peer/v1/break"
+SYNC_REQUEST = "/api/peer/v1/sync/request"
 
 
 class RelationshipError(Exception):
@@ -78,6 +80,7 @@ def identity() -> dict[str, object]:
         "epoch": state.epoch,
         "peer_name": state.peer_name,
         "peer_address": state.peer_address,
+        "last_sync": last.as_dict() if (last := SyncRun.latest()) else None,
     }
 
 
@@ -238,6 +241,8 @@ def accept_establish(payload: dict) -> FailoverState:
             local_port=payload.get("backup_port"),
         )
         _record_established(state, f"peer {state.peer_name}")
+        # The seed: the backup pulls the primary's data right away.
+        runs.request_sync(SyncRun.Trigger.ESTABLISHED, full=True, by=f"peer {state.peer_name}")
     return state
 
 
@@ -303,8 +308,64 @@ def check_peer() -> None:
                 severity=severity,
             )
         return
-    if state.record_peer_check(reachable=True, role=hello["role"], epoch=hello["epoch"]):
+    if state.record_peer_check(
+        reachable=True, role=hello["role"], epoch=hello["epoch"], last_sync=hello.get("last_sync")
+    ):
         FailoverEvent.record(
             FailoverEvent.Kind.PEER_REACHABLE,
             f"{state.peer_name} at {state.peer_address} is reachable again.",
         )
+
+
+def sync_now(actor: object, *, full: bool = False, trigger: str = SyncRun.Trigger.MANUAL) -> str:
+    """Start a sync from either site; returns a sentence saying which sync runs.
+
+    On the backup the sync is queued here; on the primary the backup is asked
+    to pull, since it is the backup that holds the cursor and applies the data.
+    """
+    state = FailoverState.load()
+    by = getattr(actor, "username", None) or str(actor or "system")
+    if state.role == Role.BACKUP:
+        run, created = runs.request_sync(trigger, full=full, by=by)
+        return describe_request(run, created)
+    if state.role != Role.PRIMARY:
+        raise RelationshipError(
+            "This site is not paired: there is nothing to sync.", reason="not_paired"
+        )
+    try:
+        with client_for_state(state) as client:
+            answer = client.post(SYNC_REQUEST, {"full": full, "by": by, "trigger": trigger})
+    except PeerError as error:
+        raise RelationshipError(
+            f"Could not ask the backup {state.peer_name} to sync: {error.message}",
+            reason=error.reason,
+        ) from None
+    return f"The backup {state.peer_name}: {answer['detail']}"
+
+
+def describe_request(run: SyncRun, created: bool) -> str:
+    kind = "Full sync" if run.full_requested else "Sync"
+    if created:
+        return f"{kind} #{run.pk} started."
+    return f"Sync #{run.pk} is already {run.status} (since {run.created_at:%H:%M:%S}); wait for it."
+
+
+def accept_sync_request(payload: dict) -> str:
+    """On the backup, at the primary's request: start a sync."""
+    state = FailoverState.load()
+    if state.role != Role.BACKUP:
+        raise RelationshipError(f"This site is {state.role}, not a backup.", reason="not_backup")
+    trigger = payload.get("trigger") or SyncRun.Trigger.MANUAL
+    run, created = runs.request_sync(
+        trigger,
+        full=bool(payload.get("full")),
+        by=f"{payload.get('by', 'peer')} on {state.peer_name}",
+    )
+    return describe_request(run, created)
+
+
+def scheduled_sync() -> None:
+    """The schedule's tick: sync if this site is a backup with backup operations enabled."""
+    state = FailoverState.load()
+    if state.role == Role.BACKUP and BackupSettings.load().enable_backup_operations:
+        runs.request_sync(SyncRun.Trigger.SCHEDULE)

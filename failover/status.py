@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 
 from appliance import health
-from failover.models import FailoverState
+from failover.models import FailoverState, SyncRun
 from security.models import PreSharedKey
 
 
@@ -29,4 +29,5 @@ def site_status() -> dict[str, object]:
         if state.is_paired
         else None,
         "processes": {p.component: p.as_dict() for p in health.processes()},
+        "last_sync": last.as_dict() if (last := SyncRun.latest()) else None,
     }

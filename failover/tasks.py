@@ -3,9 +3,23 @@
 from celery import shared_task
 
 from failover import services
+from failover.sync import runs
 
 
 @shared_task(ignore_result=True)
 def check_peer() -> None:
     """Beat runs this on both sites: ask the peer how it is, record the answer."""
     services.check_peer()
+
+
+@shared_task(bind=True, ignore_result=True, max_retries=runs.MAX_ATTEMPTS)
+def run_sync(self, run_id: int) -> None:
+    """Pull the primary's data into this backup; transient failures retry with backoff."""
+    if runs.execute(run_id) is runs.Outcome.RETRY:
+        raise self.retry(countdown=runs.retry_delay(self.request.retries + 1))
+
+
+@shared_task(ignore_result=True)
+def scheduled_sync() -> None:
+    """django-celery-beat runs this on the administrator's schedule."""
+    services.scheduled_sync()

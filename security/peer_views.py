@@ -37,6 +37,9 @@ class PeerAPIView(APIView):
         )
         if verified is None:
             return response
+        if response.streaming:
+            signing.sign_stream_response(response, django_request, verified.key)
+            return response
 
         def sign(rendered: HttpResponse) -> None:
             signing.sign_response(rendered, django_request, verified.key)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import logging
 import re
 import secrets
@@ -59,6 +60,10 @@ REQUEST_TAG = "appliance-failover/peer-request/v1"
 RESPONSE_TAG = "appliance-failover/peer-response/v1"
 REQUEST_COMPONENTS = ("@method", "@authority", "@path", "@query", "content-digest")
 RESPONSE_COMPONENTS = ("@status", "content-digest", f'"signature";key="{LABEL}";req')
+STREAM_TAG = "appliance-failover/peer-stream/v1"
+# A streamed answer's body is not in memory when its headers are signed: the
+# signature binds status and request, and the body carries its own seal.
+STREAM_COMPONENTS = ("@status", f'"signature";key="{LABEL}";req')
 DEFAULT_CLOCK_SKEW_SECONDS = 300
 NONCE_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,128}")
 
@@ -199,6 +204,30 @@ def sign_response(
         raise TypeError("Streaming responses cannot be signed: their body is not in memory.")
     view = _Response(response.status_code, response.headers, _django_request_view(request))
     _sign(view, key, RESPONSE_TAG, RESPONSE_COMPONENTS, response.content, created, nonce)
+
+
+def sign_stream_response(response: HttpResponse, request: HttpRequest, key: PeerKey) -> None:
+    """Sign the status and headers of a streamed answer, bound to the request's signature.
+
+    The body is sealed separately with `stream_seal_key` (see failover.sync.stream).
+    """
+    view = _Response(response.status_code, response.headers, _django_request_view(request))
+    _sign(view, key, STREAM_TAG, STREAM_COMPONENTS, b"", None, None)
+
+
+def verify_stream_response(response: requests.Response, key: PeerKey) -> VerifiedSignature:
+    """Check a streamed answer's header signature (its body is checked by its seal)."""
+    if not _carries_signature(response.headers):
+        raise SignatureRefused(Reason.UNSIGNED, "The answer carries no HTTP message signature.")
+    view = _Response(response.status_code, response.headers, response.request)
+    result = _verify(view, key, STREAM_TAG, STREAM_COMPONENTS, "answer")
+    created = _check_time(result, "answer")
+    return VerifiedSignature(key=key, created=created, nonce=str(result.nonce or ""))
+
+
+def stream_seal_key(key: PeerKey, request_nonce: str) -> bytes:
+    """The key that seals one streamed body: bound to the request that asked for it."""
+    return hmac.new(key.secret, f"{STREAM_TAG}|{request_nonce}".encode(), hashlib.sha256).digest()
 
 
 def verify_response(response: requests.Response, key: PeerKey) -> VerifiedSignature:

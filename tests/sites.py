@@ -8,9 +8,11 @@ database number, so the production path is exercised too.
 
 from __future__ import annotations
 
+import http.cookiejar
 import itertools
 import json
 import os
+import re
 import signal
 import socket
 import ssl
@@ -18,6 +20,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -131,6 +134,34 @@ class Site:
             return error.code
         except OSError:
             return 0
+
+    def shell(self, code: str) -> str:
+        """Run Python in the site's Django (manage.py shell -c); returns what it printed."""
+        return self.manage("shell", "-c", code).stdout
+
+    def dump(self, *labels: str) -> list[dict[str, Any]]:
+        """The site's rows of `labels`, natural keys for relations, sorted for comparison."""
+        rows = json.loads(self.manage("dumpdata", *labels, "--natural-foreign").stdout)
+        return sorted(rows, key=lambda row: (row["model"], str(row["pk"])))
+
+    def login(self, username: str, password: str) -> bool:
+        """Log in through /login as a browser would (CSRF cookie and token); True on success."""
+        context = ssl.create_default_context(cafile=self.ca.cert_path) if self.ca else None
+        jar = http.cookiejar.CookieJar()
+        opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(jar), urllib.request.HTTPSHandler(context=context)
+        )
+        with opener.open(self.url + "/login", timeout=10) as response:
+            page = response.read().decode()
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+        form = urllib.parse.urlencode(
+            {"username": username, "password": password, "csrfmiddlewaretoken": token}
+        ).encode()
+        request = urllib.request.Request(  # noqa: S310 - always this site's https/http URL
+            self.url + "/login", data=form, headers={"Referer": self.url + "/login"}
+        )
+        with opener.open(request, timeout=10) as response:
+            return response.geturl().endswith("/status/")
 
     def start(self, timeout: float = 60.0) -> Site:
         log = open(self.data_dir / "runsite.log", "ab")  # noqa: SIM115 - closed with the process

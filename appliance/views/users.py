@@ -28,6 +28,7 @@ from appliance.user_forms import (
     UserPasswordForm,
     administrators_locked,
 )
+from failover.sync import changelog
 
 PAGE_SIZE = 50
 
@@ -128,6 +129,7 @@ def user_deactivate(request: HttpRequest, pk: int) -> HttpResponse:
         # Compare-and-set: 0 rows means it was already inactive.
         changed = valid and User.objects.filter(pk=pk, is_active=True).update(is_active=False)
         if changed:
+            changelog.record(User, [pk])
             AuditEvent.record(
                 request.user, "user.deactivated", f"Deactivated user {user.username}."
             )
@@ -147,6 +149,7 @@ def user_reactivate(request: HttpRequest, pk: int) -> HttpResponse:
     with transaction.atomic():
         changed = User.objects.filter(pk=pk, is_active=False).update(is_active=True)
         if changed:
+            changelog.record(User, [pk])
             AuditEvent.record(
                 request.user, "user.reactivated", f"Reactivated user {user.username}."
             )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -11,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from appliance.validators import validate_host
 from failover import services
+from failover.models import FailoverState, Role, SyncRun
 from failover.peer import PeerError
 from failover.status import site_status
 from security.services import set_key
@@ -39,6 +41,12 @@ class Command(BaseCommand):
             default="",
             help="SHA-256 fingerprint of the backup's certificate to pin (shown when omitted).",
         )
+        sync = sub.add_parser("sync-now", help="Start a data sync (on either site).")
+        sync.add_argument("--full", action="store_true", help="Resend everything.")
+        sync.add_argument(
+            "--wait", action="store_true", help="On the backup: wait until the sync ends."
+        )
+        sync.add_argument("--timeout", type=int, default=900, help="Seconds --wait waits.")
         breaking = sub.add_parser("break", help="Break the relationship; both sites become none.")
         breaking.add_argument(
             "--force", action="store_true", help="Break here even if the peer cannot be told."
@@ -101,6 +109,32 @@ class Command(BaseCommand):
         except services.RelationshipError as error:
             raise CommandError(error.message) from None
         self.stdout.write(f"Relationship broken: this site's role is now none. {outcome}")
+
+    def handle_sync_now(self, options: dict) -> None:
+        try:
+            sentence = services.sync_now("cli", full=options["full"], trigger=SyncRun.Trigger.CLI)
+        except services.RelationshipError as error:
+            raise CommandError(error.message) from None
+        self.stdout.write(sentence)
+        if not options["wait"]:
+            return
+        if FailoverState.load().role != Role.BACKUP:
+            raise CommandError("--wait works on the backup, which runs the sync.")
+        run = SyncRun.latest()
+        deadline = time.monotonic() + options["timeout"]
+        while run.is_active and time.monotonic() < deadline:
+            time.sleep(0.5)
+            run.refresh_from_db()
+        if run.is_active:
+            raise CommandError(
+                f"Sync #{run.pk} is still {run.status} after {options['timeout']} s."
+            )
+        if run.status == SyncRun.Status.FAILED:
+            raise CommandError(f"Sync #{run.pk} failed: {run.error}")
+        self.stdout.write(
+            f"Sync #{run.pk} succeeded: {run.records} records, {run.bytes} bytes, "
+            f"{run.files} files{' (full)' if run.full else ''}."
+        )
 
     def handle_set_key(self, options: dict) -> None:
         if sys.stdin.isatty():

@@ -1,0 +1,69 @@
+"""The primary's change log: every write to synced data leaves a numbered row.
+
+Signals catch save(), delete() and many-to-many changes of the synced models.
+Code that writes around them (bulk_create, QuerySet.update) calls record().
+The log is written on every site, whatever its role, so a site that becomes
+primary already knows what changed on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.contrib.auth.models import Group, User
+from django.db.models import Model
+from django.db.models.signals import m2m_changed, post_delete, post_save
+
+from failover.models import ChangeLog
+from failover.sync.codec import BY_MODEL
+
+
+def record(model: type[Model], keys: Iterable[int], *, deleted: bool = False) -> None:
+    """Log writes to `keys` of a synced model (for bulk writes that bypass signals)."""
+    label = BY_MODEL[model].label
+    ChangeLog.objects.bulk_create(
+        [ChangeLog(model=label, key=key, deleted=deleted) for key in keys], batch_size=2000
+    )
+
+
+def _saved(sender: type[Model], instance: Model, raw: bool = False, **_kwargs: object) -> None:
+    if not raw:
+        record(sender, [instance.pk])
+
+
+def _deleted(sender: type[Model], instance: Model, **_kwargs: object) -> None:
+    record(sender, [instance.pk], deleted=True)
+
+
+def _m2m_changed(
+    sender: type[Model],
+    instance: Model,
+    action: str,
+    reverse: bool,
+    pk_set: set[int] | None,
+    **_kwargs: object,
+) -> None:
+    if not action.startswith("post_"):
+        return
+    if not reverse:
+        record(type(instance), [instance.pk])
+    elif pk_set:
+        # group.user_set.add(...): the users changed, seen from the group's side.
+        owner = User if sender in (User.groups.through, User.user_permissions.through) else Group
+        record(owner, pk_set)
+
+
+def connect() -> None:
+    for model in BY_MODEL:
+        post_save.connect(_saved, sender=model, dispatch_uid=f"changelog-save-{model.__name__}")
+        post_delete.connect(
+            _deleted, sender=model, dispatch_uid=f"changelog-delete-{model.__name__}"
+        )
+    for through in (
+        User.groups.through,
+        User.user_permissions.through,
+        Group.permissions.through,
+    ):
+        m2m_changed.connect(
+            _m2m_changed, sender=through, dispatch_uid=f"changelog-m2m-{through.__name__}"
+        )

@@ -1,0 +1,88 @@
+"""Live progress of the running sync, kept in Redis.
+
+The apply phase runs inside one database transaction, so progress written to
+the database would stay invisible until the end. Redis shows it at once, and
+its expiry doubles as the worker's pulse: a running sync without a progress key
+has lost its worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from typing import Any
+
+import redis
+
+from appliance.broker import connection
+
+KEY = "appliance-failover:sync-progress:{run_id}"
+PULSE_SECONDS = 30
+MIN_INTERVAL = 0.5
+
+
+class Progress:
+    """Counts of one run, published at most every half second (and at each phase)."""
+
+    def __init__(self, run_id: int, *, expected: int | None = None) -> None:
+        self.run_id = run_id
+        self.phase = "connecting"
+        self.records = 0
+        self.expected = expected
+        self.bytes = 0
+        self.files = 0
+        self.started = time.monotonic()
+        self._published = 0.0
+        self.publish(force=True)
+
+    def set_phase(self, phase: str) -> None:
+        self.phase = phase
+        self.publish(force=True)
+
+    def add(self, *, records: int = 0, size: int = 0, files: int = 0) -> None:
+        self.records += records
+        self.bytes += size
+        self.files += files
+        self.publish()
+
+    def snapshot(self) -> dict[str, Any]:
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        rate = self.bytes / elapsed
+        left = None
+        if self.expected and self.records and self.phase == "downloading":
+            left = elapsed * (self.expected - self.records) / self.records
+        return {
+            "phase": self.phase,
+            "records": self.records,
+            "expected": self.expected,
+            "bytes": self.bytes,
+            "files": self.files,
+            "rate": round(rate),
+            "elapsed": round(elapsed, 1),
+            "seconds_left": None if left is None else round(max(left, 0.0)),
+        }
+
+    def publish(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._published < MIN_INTERVAL:
+            return
+        self._published = now
+        # Progress is a view: a Redis hiccup must not stop the sync itself.
+        with contextlib.suppress(redis.RedisError):
+            connection().set(
+                KEY.format(run_id=self.run_id), json.dumps(self.snapshot()), ex=PULSE_SECONDS
+            )
+
+    def clear(self) -> None:
+        with contextlib.suppress(redis.RedisError):
+            connection().delete(KEY.format(run_id=self.run_id))
+
+
+def read(run_id: int) -> dict[str, Any] | None:
+    """The published progress of a run, or None (finished, not started, or its worker died)."""
+    try:
+        raw = connection().get(KEY.format(run_id=run_id))
+    except redis.RedisError:
+        return None
+    return json.loads(raw) if raw else None
