@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 from crispy_forms.helper import FormHelper
-from crispy_forms.layout import Fieldset, Layout, Submit
+from crispy_forms.layout import Div, Fieldset, Layout, Submit
 from django import forms
 
 from appliance.validators import validate_host
-from failover.models import FailoverEvent
+from failover.models import BANDWIDTH_CHOICES, BackupSettings, FailoverEvent
 
 
 class EstablishForm(forms.Form):
@@ -90,3 +90,71 @@ class HistoryFilterForm(forms.Form):
         if data.get("until"):
             events = events.filter(at__date__lte=data["until"])
         return events
+
+
+class BackupSettingsForm(forms.ModelForm):
+    class Meta:
+        model = BackupSettings
+        fields = [
+            "enable_backup_operations",
+            "sync_interval",
+            "sync_every_hours",
+            "sync_time",
+            "sync_weekday",
+            "bandwidth_limit",
+        ]
+        labels = {
+            "enable_backup_operations": "Enable Backup Operations",
+            "sync_interval": "Sync interval",
+            "sync_every_hours": "Every N hours",
+            "sync_time": "Time",
+            "sync_weekday": "Day",
+            "bandwidth_limit": "Data-Sync Bandwidth Limit",
+        }
+        widgets = {"sync_time": forms.TimeInput(attrs={"type": "time"}, format="%H:%M")}
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["bandwidth_limit"].choices = [("", "Unlimited"), *BANDWIDTH_CHOICES]
+        self.fields["sync_every_hours"].required = False
+        self.fields["sync_time"].required = False
+        self.fields["sync_weekday"].required = False
+        self.helper = FormHelper()
+        self.helper.form_tag = False
+        self.helper.layout = Layout(
+            "enable_backup_operations",
+            "sync_interval",
+            Div("sync_every_hours", css_class="interval-field", data_interval="hours"),
+            Div("sync_time", css_class="interval-field", data_interval="daily weekly"),
+            Div("sync_weekday", css_class="interval-field", data_interval="weekly"),
+            "bandwidth_limit",
+        )
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        interval = cleaned.get("sync_interval")
+        kind = BackupSettings.Interval
+        if interval == kind.EVERY_N_HOURS:
+            hours = cleaned.get("sync_every_hours")
+            if hours is None or not 2 <= hours <= 23:
+                self.add_error(
+                    "sync_every_hours",
+                    "Enter a number of hours from 2 to 23 (for every hour, choose Every hour).",
+                )
+        else:
+            cleaned["sync_every_hours"] = self.instance.sync_every_hours
+        if interval in (kind.DAILY, kind.WEEKLY) and cleaned.get("sync_time") is None:
+            self.add_error("sync_time", "Enter the time of day of the sync, e.g. 02:30.")
+        elif interval not in (kind.DAILY, kind.WEEKLY):
+            cleaned["sync_time"] = self.instance.sync_time
+        if interval == kind.WEEKLY and cleaned.get("sync_weekday") is None:
+            self.add_error("sync_weekday", "Choose the day of the week of the sync.")
+        elif interval != kind.WEEKLY:
+            cleaned["sync_weekday"] = self.instance.sync_weekday
+        return cleaned
+
+
+class SyncNowForm(forms.Form):
+    full = forms.BooleanField(
+        required=False, label="Full resync: send everything again, not only the changes"
+    )

@@ -12,7 +12,7 @@ from rest_framework.response import Response
 
 from appliance.models import Report
 from failover import services
-from failover.models import FailoverState, Role, SyncRun
+from failover.models import BackupSettings, FailoverState, Role, SyncRun
 from failover.sync import stream
 from security import signing
 from security.peer_views import PeerAPIView
@@ -144,3 +144,20 @@ class SyncRequestView(PeerAPIView):
         except services.RelationshipError as error:
             return refused(error)
         return Response({"detail": detail}, status=status.HTTP_202_ACCEPTED)
+
+
+class BackupSettingsSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = BackupSettings
+        fields = list(services.BACKUP_SETTINGS_FIELDS)
+
+
+class BackupSettingsView(PeerAPIView):
+    """The peer's administrator saved the backup settings: follow them here too."""
+
+    @extend_schema(exclude=True)
+    def post(self, request: Request) -> Response:
+        payload = BackupSettingsSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        services.accept_backup_settings(payload.validated_data)
+        return Response({"detail": "saved"})

@@ -27,6 +27,15 @@ HELLO = "/api/peer/v1/hello"
 ESTABLISH = "/api/peer/v1/establish"
 BREAK = "/api/peer/v1/break"
 SYNC_REQUEST = "/api/peer/v1/sync/request"
+BACKUP_SETTINGS = "/api/peer/v1/backup-settings"
+BACKUP_SETTINGS_FIELDS = (
+    "enable_backup_operations",
+    "sync_interval",
+    "sync_every_hours",
+    "sync_time",
+    "sync_weekday",
+    "bandwidth_limit",
+)
 
 
 class RelationshipError(Exception):
@@ -369,3 +378,50 @@ def scheduled_sync() -> None:
     state = FailoverState.load()
     if state.role == Role.BACKUP and BackupSettings.load().enable_backup_operations:
         runs.request_sync(SyncRun.Trigger.SCHEDULE)
+
+
+def save_backup_settings(settings_: BackupSettings, actor: object) -> str:
+    """Save the backup settings here, apply the schedule, and hand them to the peer.
+
+    Both sites keep the same settings so either page shows what is in force;
+    the backup is the one that acts on them. Returns a sentence about the peer.
+    """
+    from failover import schedule
+
+    with transaction.atomic():
+        settings_.save()
+        schedule.apply(settings_)
+        AuditEvent.record(
+            actor,
+            "failover.backup_settings",
+            f"Backup settings: sync {schedule.describe(settings_)}.",
+        )
+    state = FailoverState.load()
+    if not state.is_paired:
+        return ""
+    payload = {name: getattr(settings_, name) for name in BACKUP_SETTINGS_FIELDS}
+    try:
+        with client_for_state(state) as client:
+            client.post(BACKUP_SETTINGS, payload)
+    except PeerError as error:
+        return (
+            f"They could not be handed to {state.peer_name}: {error.message} Save them again later."
+        )
+    return f"{state.peer_name} has them too."
+
+
+def accept_backup_settings(values: dict) -> None:
+    """The peer saved new backup settings: keep the same here and follow the schedule."""
+    from failover import schedule
+
+    settings_ = BackupSettings.load()
+    for name in BACKUP_SETTINGS_FIELDS:
+        setattr(settings_, name, values[name])
+    with transaction.atomic():
+        settings_.save()
+        schedule.apply(settings_)
+        AuditEvent.record(
+            f"peer {FailoverState.load().peer_name}",
+            "failover.backup_settings",
+            f"Backup settings from the peer: sync {schedule.describe(settings_)}.",
+        )

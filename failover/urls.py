@@ -9,4 +9,8 @@ urlpatterns = [
     path("establish/", views.establish, name="establish"),
     path("break/", views.break_relationship, name="break"),
     path("history/", views.history, name="history"),
+    path("sync/", views.sync_now, name="sync_now"),
+    path("sync/progress/", views.sync_progress, name="sync_progress"),
+    path("syncs/", views.syncs, name="syncs"),
+    path("backup-settings/", views.backup_settings, name="backup_settings"),
 ]

@@ -8,41 +8,103 @@ from collections.abc import Iterator
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from appliance.permissions import admin_required
-from failover import services
-from failover.forms import BreakForm, EstablishForm, HistoryFilterForm
-from failover.models import FailoverEvent, FailoverState
+from failover import schedule, services
+from failover.forms import (
+    BackupSettingsForm,
+    BreakForm,
+    EstablishForm,
+    HistoryFilterForm,
+    SyncNowForm,
+)
+from failover.models import BackupSettings, FailoverEvent, FailoverState, SyncRun
 from failover.peer import PeerError
+from failover.sync import progress
 from security.models import PreSharedKey
 
 
-@admin_required
-def failover(request: HttpRequest) -> HttpResponse:
+def _page_context(**overrides: object) -> dict[str, object]:
+    """Everything the Failover page shows; `overrides` replace forms that failed validation."""
     state = FailoverState.load()
-    context = {
+    backup_settings = BackupSettings.load()
+    context: dict[str, object] = {
         "state": state,
         "psk": PreSharedKey.current(),
         "events": FailoverEvent.objects.all()[:10],
         "plain_http": services.peer_scheme() == "http",
+        "settings_form": BackupSettingsForm(instance=backup_settings),
+        "schedule": schedule.describe(backup_settings),
     }
     if state.is_paired:
-        context["break_form"] = BreakForm()
+        context.update(
+            break_form=BreakForm(),
+            sync_form=SyncNowForm(),
+            last_sync=SyncRun.latest(),
+            syncs=SyncRun.objects.all()[:5],
+        )
     else:
         context["form"] = EstablishForm()
-    return render(request, "failover/failover.html", context)
+    context.update(overrides)
+    return context
+
+
+@admin_required
+def failover(request: HttpRequest) -> HttpResponse:
+    return render(request, "failover/failover.html", _page_context())
+
+
+@require_POST
+@admin_required
+def sync_now(request: HttpRequest) -> HttpResponse:
+    form = SyncNowForm(request.POST)
+    full = form.is_valid() and form.cleaned_data["full"]
+    try:
+        messages.success(request, services.sync_now(request.user, full=full))
+    except services.RelationshipError as error:
+        messages.error(request, error.message)
+    return redirect("failover:failover")
+
+
+@require_POST
+@admin_required
+def backup_settings(request: HttpRequest) -> HttpResponse:
+    form = BackupSettingsForm(request.POST, instance=BackupSettings.load())
+    if not form.is_valid():
+        context = _page_context(settings_form=form)
+        return render(request, "failover/failover.html", context, status=400)
+    peer = services.save_backup_settings(form.instance, request.user)
+    messages.success(
+        request, f"Backup settings saved: sync {schedule.describe(form.instance)}. {peer}"
+    )
+    return redirect("failover:failover")
+
+
+@admin_required
+def syncs(request: HttpRequest) -> HttpResponse:
+    page = Paginator(SyncRun.objects.all(), 50).get_page(request.GET.get("page"))
+    return render(request, "failover/syncs.html", {"page": page})
+
+
+@admin_required
+def sync_progress(request: HttpRequest) -> JsonResponse:
+    """The running sync's live progress, for the Failover page's progress view."""
+    run = SyncRun.latest()
+    if run is None:
+        return JsonResponse({"run": None})
+    live = progress.read(run.pk) if run.status == SyncRun.Status.RUNNING else None
+    return JsonResponse({"run": run.as_dict(), "live": live})
 
 
 @require_POST
 @admin_required
 def establish(request: HttpRequest) -> HttpResponse:
     form = EstablishForm(request.POST)
-    context = {"state": FailoverState.load(), "psk": PreSharedKey.current(), "form": form}
-    context["plain_http"] = services.peer_scheme() == "http"
+    context = _page_context(form=form)
     if not form.is_valid():
         return render(request, "failover/failover.html", context, status=400)
     data = form.cleaned_data

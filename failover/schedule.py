@@ -1,0 +1,71 @@
+"""The automatic sync schedule, kept in step with BackupSettings as a celery-beat periodic task.
+
+Beat's database scheduler notices changes to the PeriodicTask row, so a saved
+setting takes effect without restarting anything. The task itself checks the
+site's role, so the same schedule can exist on both sites.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
+
+from appliance.models import SiteSettings
+from failover.models import BackupSettings
+
+TASK_NAME = "failover: scheduled data sync"
+TASK = "failover.tasks.scheduled_sync"
+# crontab counts days from Sunday (0); BackupSettings.Weekday from Monday (0).
+CRON_WEEKDAY = {monday_based: (monday_based + 1) % 7 for monday_based in range(7)}
+
+
+def describe(settings: BackupSettings) -> str:
+    """The schedule in words, as the Failover page shows it."""
+    interval = BackupSettings.Interval
+    at = settings.sync_time.strftime("%H:%M")
+    return {
+        interval.EVERY_15_MINUTES: "every 15 minutes",
+        interval.EVERY_HOUR: "every hour",
+        interval.EVERY_N_HOURS: f"every {settings.sync_every_hours} hours",
+        interval.DAILY: f"every day at {at}",
+        interval.WEEKLY: f"every {settings.get_sync_weekday_display()} at {at}",
+    }[settings.sync_interval]
+
+
+def apply(settings: BackupSettings | None = None) -> PeriodicTask:
+    """Create or update the periodic task so that it matches the settings."""
+    settings = settings or BackupSettings.load()
+    interval = crontab = None
+    kind = BackupSettings.Interval
+    if settings.sync_interval in (kind.EVERY_15_MINUTES, kind.EVERY_HOUR, kind.EVERY_N_HOURS):
+        every, period = {
+            kind.EVERY_15_MINUTES: (15, IntervalSchedule.MINUTES),
+            kind.EVERY_HOUR: (1, IntervalSchedule.HOURS),
+            kind.EVERY_N_HOURS: (settings.sync_every_hours, IntervalSchedule.HOURS),
+        }[settings.sync_interval]
+        interval, _ = IntervalSchedule.objects.get_or_create(every=every, period=period)
+    else:
+        weekday = "*"
+        if settings.sync_interval == kind.WEEKLY:
+            weekday = str(CRON_WEEKDAY[settings.sync_weekday])
+        crontab, _ = CrontabSchedule.objects.get_or_create(
+            minute=str(settings.sync_time.minute),
+            hour=str(settings.sync_time.hour),
+            day_of_week=weekday,
+            day_of_month="*",
+            month_of_year="*",
+            timezone=SiteSettings.load().time_zone,
+        )
+    task, _ = PeriodicTask.objects.update_or_create(
+        name=TASK_NAME,
+        defaults={
+            "task": TASK,
+            "interval": interval,
+            "crontab": crontab,
+            "enabled": settings.enable_backup_operations,
+            "kwargs": json.dumps({}),
+            "description": f"Data sync {describe(settings)} (Management > Failover).",
+        },
+    )
+    return task
