@@ -178,6 +178,12 @@ def _as_relationship_error(error: PeerError) -> RelationshipError:
 
 
 def _check_hello(hello: dict, backup: PeerAddress) -> None:
+    if hello.get("name") == settings.APPLIANCE_NAME:
+        raise RelationshipError(
+            f"The site at {backup.display} is named {hello.get('name')}, like this one. Give "
+            "each site its own APPLIANCE_NAME (or it is this very site).",
+            reason="same_name",
+        )
     if hello.get("version") != SOFTWARE_VERSION:
         raise RelationshipError(
             f"The site at {backup.display} runs version {hello.get('version')}, this site "

@@ -6,8 +6,10 @@ the signature) and changes nothing: it happens before the view runs.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
+import redis
 from django.http import HttpRequest
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import status
@@ -16,6 +18,7 @@ from rest_framework.exceptions import APIException, AuthenticationFailed
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
+from appliance.broker import connection
 from appliance.models import AuditEvent
 from security import nonces, signing
 
@@ -75,15 +78,41 @@ class PeerSignatureAuthentication(BaseAuthentication):
         return f'Signature realm="peer", alg="hmac-sha256", tag="{signing.REQUEST_TAG}"'
 
     def record_refusal(self, request: HttpRequest, refusal: signing.SignatureRefused) -> None:
-        """The hook every refusal goes through: one audit event, for the status history."""
+        """The hook every refusal goes through: the audit trail and the status history.
+
+        Anyone can send refused requests, so each source and reason is recorded
+        at most once a minute: a flood cannot grow the tables without bound.
+        """
         source = request.META.get("REMOTE_ADDR") or "an unknown address"
+        if not _first_in_window(f"{source}|{refusal.reason}"):
+            return
+        from failover.models import FailoverEvent
+
         path = request.path[:MAX_PATH_IN_RECORD]
-        AuditEvent.record(
-            None,
-            "peer.auth_refused",
+        message = (
             f"Refused a peer request ({refusal.reason}) from {source} {request.method} {path}: "
-            f"{refusal.detail}",
+            f"{refusal.detail}"
         )
+        AuditEvent.record(None, "peer.auth_refused", message)
+        FailoverEvent.record(
+            FailoverEvent.Kind.AUTH_REFUSED, message, severity=FailoverEvent.Severity.WARNING
+        )
+
+
+REFUSAL_WINDOW_SECONDS = 60
+
+
+def _first_in_window(what: str) -> bool:
+    """True for the first refusal of its kind in the window (and when Redis cannot tell)."""
+    digest = hashlib.sha256(what.encode()).hexdigest()[:32]
+    try:
+        return bool(
+            connection().set(
+                f"appliance-failover:refusal:{digest}", 1, nx=True, ex=REFUSAL_WINDOW_SECONDS
+            )
+        )
+    except redis.RedisError:
+        return True
 
 
 class IsPeer(BasePermission):

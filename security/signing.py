@@ -16,6 +16,9 @@ What a request signature covers, and why:
   a site must pass the Host header through unchanged, as Django needs anyway.
 - `content-digest` (RFC 9530, sha-256), always present, for an empty body too, so the
   body is covered by the signature.
+- `appliance-sender`: the sending site's name. Both sites hold the same key, so without
+  it a request could be sent back to the site that made it; a site refuses requests
+  that carry its own name.
 - The parameters `created`, `nonce`, `keyid`, `alg` and a `tag` that differs between
   requests and responses, so one can never be passed off as the other.
 
@@ -58,7 +61,15 @@ PURPOSE = "peer-signing/v1"
 LABEL = "peer"
 REQUEST_TAG = "appliance-failover/peer-request/v1"
 RESPONSE_TAG = "appliance-failover/peer-response/v1"
-REQUEST_COMPONENTS = ("@method", "@authority", "@path", "@query", "content-digest")
+SENDER_HEADER = "Appliance-Sender"
+REQUEST_COMPONENTS = (
+    "@method",
+    "@authority",
+    "@path",
+    "@query",
+    "content-digest",
+    SENDER_HEADER.lower(),
+)
 RESPONSE_COMPONENTS = ("@status", "content-digest", f'"signature";key="{LABEL}";req')
 STREAM_TAG = "appliance-failover/peer-stream/v1"
 # A streamed answer's body is not in memory when its headers are signed: the
@@ -145,12 +156,15 @@ def sign_request(
     *,
     created: dt.datetime | None = None,
     nonce: str | None = None,
+    sender: str | None = None,
 ) -> None:
     """Add Content-Digest, Signature-Input and Signature to an outgoing request, in place.
 
     `created` and `nonce` default to now and a fresh random value; tests pass them to
     build stale, future or replayed requests.
     """
+    # The sender's name, signed: a site refuses its own requests sent back to it.
+    request.headers[SENDER_HEADER] = sender or settings.APPLIANCE_NAME
     body = request.body
     if body is None:
         body = b""
@@ -161,7 +175,9 @@ def sign_request(
     _sign(request, key, REQUEST_TAG, REQUEST_COMPONENTS, body, created, nonce)
 
 
-def verify_request(request: HttpRequest, key: PeerKey | None = None) -> VerifiedSignature:
+def verify_request(
+    request: HttpRequest, key: PeerKey | None = None, *, receiver: str | None = None
+) -> VerifiedSignature:
     """Check an incoming request's signature, age, body digest and nonce, in that order.
 
     `key` defaults to this site's stored key. The nonce is claimed last, so only an
@@ -178,6 +194,11 @@ def verify_request(request: HttpRequest, key: PeerKey | None = None) -> Verified
     result = _verify(_django_request_view(request), key, REQUEST_TAG, REQUEST_COMPONENTS, "request")
     created = _check_time(result, "request")
     _check_digest(result, request.body, "request")
+    if request.headers.get(SENDER_HEADER) == (receiver or settings.APPLIANCE_NAME):
+        raise SignatureRefused(
+            Reason.BAD_SIGNATURE,
+            "The request was signed by this site itself and sent back to it (a reflection).",
+        )
     nonce = result.nonce
     if not isinstance(nonce, str) or not NONCE_PATTERN.fullmatch(nonce):
         raise SignatureRefused(

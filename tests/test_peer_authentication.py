@@ -11,6 +11,7 @@ from django.test import Client
 from requests.structures import CaseInsensitiveDict
 
 from appliance.models import AuditEvent, SiteSettings
+from failover.models import FailoverEvent
 from security import signing
 from security.models import PreSharedKey
 from tests.redis_fixture import peer_redis, redis_server  # noqa: F401
@@ -19,7 +20,7 @@ KEY = "a long shared passphrase 1234"
 OTHER_KEY = "somebody else's passphrase 5678"
 SITE_NAME_URL = "/peer-test/site-name/"
 ECHO_URL = "/peer-test/echo/"
-SIGNATURE_HEADERS = ("Signature", "Signature-Input", "Content-Digest")
+SIGNATURE_HEADERS = ("Signature", "Signature-Input", "Content-Digest", "Appliance-Sender")
 
 pytestmark = [
     pytest.mark.django_db,
@@ -46,7 +47,9 @@ def signed(
 ) -> requests.PreparedRequest:
     """A request as the other site's PeerClient would sign it, addressed to the test server."""
     prepared = requests.Request(method, f"https://testserver{path}", json=json).prepare()
-    signing.sign_request(prepared, signing.PeerKey.from_psk(psk), created=created, nonce=nonce)
+    signing.sign_request(
+        prepared, signing.PeerKey.from_psk(psk), created=created, nonce=nonce, sender="peer-site"
+    )
     return prepared
 
 
@@ -170,6 +173,16 @@ def test_it_refuses_a_bad_request_with_its_reason_and_records_it(attempt, reason
     event = AuditEvent.objects.get(action="peer.auth_refused")
     assert f"({reason}) from 127.0.0.1 POST {SITE_NAME_URL}" in event.detail
     assert sentence in event.detail
+    history = FailoverEvent.objects.get(kind=FailoverEvent.Kind.AUTH_REFUSED)
+    assert history.message == event.detail
+
+
+def test_a_flood_of_refusals_is_recorded_once_a_minute_per_source_and_reason():
+    for _ in range(20):
+        assert unsigned_request().status_code == 401
+    assert wrong_key().status_code == 401
+    assert AuditEvent.objects.filter(action="peer.auth_refused").count() == 2
+    assert FailoverEvent.objects.filter(kind=FailoverEvent.Kind.AUTH_REFUSED).count() == 2
 
 
 def test_a_refusal_record_holds_neither_the_key_nor_the_signature():
@@ -178,7 +191,7 @@ def test_a_refusal_record_holds_neither_the_key_nor_the_signature():
     detail = AuditEvent.objects.get(action="peer.auth_refused").detail
     for secret in (KEY, OTHER_KEY, signing.PeerKey.from_psk(KEY).secret.hex()):
         assert secret not in detail
-    for header in SIGNATURE_HEADERS:
+    for header in ("Signature", "Signature-Input", "Content-Digest"):
         assert prepared.headers[header] not in detail
         assert prepared.headers[header].split("=", 1)[1] not in detail
 

@@ -84,7 +84,7 @@ class FakePeer:
             headers=headers,
         )
         try:
-            signing.verify_request(request, self.key)
+            signing.verify_request(request, self.key, receiver="fake-peer")
         except signing.SignatureRefused as refusal:
             return JsonResponse({"reason": refusal.reason, "detail": refusal.detail}, status=401)
         response = self.handler(request)

@@ -32,6 +32,7 @@ def skew(settings) -> int:
 
 def outgoing(method: str = "POST", url: str = URL, json: object = None, **options):
     prepared = requests.Request(method, url, json=json).prepare()
+    options.setdefault("sender", "peer-site")
     signing.sign_request(prepared, options.pop("key", KEY), **options)
     return prepared
 
@@ -84,7 +85,8 @@ def test_a_signed_request_verifies_and_reports_its_nonce_and_time():
 def test_the_signature_covers_method_authority_path_query_digest_time_and_nonce():
     signature_input = outgoing(json={"a": 1}).headers["Signature-Input"]
     assert signature_input.startswith(
-        'peer=("@method" "@authority" "@path" "@query" "content-digest");created='
+        'peer=("@method" "@authority" "@path" "@query" "content-digest" "appliance-sender");'
+        "created="
     )
     for parameter in ("nonce=", 'alg="hmac-sha256"', f'tag="{signing.REQUEST_TAG}"'):
         assert parameter in signature_input
@@ -253,3 +255,16 @@ def test_it_says_so_when_redis_cannot_be_reached(settings, tmp_path):
     settings.REDIS_URL = f"unix://{tmp_path / 'nothing-here.sock'}"
     with pytest.raises(nonces.NonceStoreUnavailable, match="Redis does not answer"):
         nonces.claim("nonce-without-redis-000", ttl_seconds=10)
+
+
+def test_it_refuses_its_own_request_sent_back_to_it(settings):
+    reflected = incoming(outgoing(sender=settings.APPLIANCE_NAME))
+    refused = refusal(signing.verify_request, reflected, KEY)
+    assert refused.reason == "bad_signature"
+    assert "reflection" in refused.detail
+
+
+def test_the_senders_name_is_covered_by_the_signature():
+    request = incoming(outgoing())
+    request.META["HTTP_APPLIANCE_SENDER"] = "someone-else"
+    assert refusal(signing.verify_request, request, KEY).reason == "bad_signature"
