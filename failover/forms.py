@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import datetime as dt
+
 from crispy_forms.helper import FormHelper
 from crispy_forms.layout import Div, Fieldset, Layout, Submit
 from django import forms
 
+from appliance.reports import start_of_day
 from appliance.validators import validate_host
 from failover.models import BANDWIDTH_CHOICES, BackupSettings, FailoverEvent
 
@@ -85,10 +88,12 @@ class HistoryFilterForm(forms.Form):
             events = events.filter(kind=data["kind"])
         if data.get("severity"):
             events = events.filter(severity=data["severity"])
+        # Whole days in the site's time zone, fixed now: a CSV export is read after
+        # the request's time zone is gone.
         if data.get("since"):
-            events = events.filter(at__date__gte=data["since"])
+            events = events.filter(at__gte=start_of_day(data["since"]))
         if data.get("until"):
-            events = events.filter(at__date__lte=data["until"])
+            events = events.filter(at__lt=start_of_day(data["until"] + dt.timedelta(days=1)))
         return events
 
 
@@ -147,7 +152,7 @@ class BackupSettingsForm(forms.ModelForm):
             self.add_error("sync_time", "Enter the time of day of the sync, e.g. 02:30.")
         elif interval not in (kind.DAILY, kind.WEEKLY):
             cleaned["sync_time"] = self.instance.sync_time
-        if interval == kind.WEEKLY and cleaned.get("sync_weekday") is None:
+        if interval == kind.WEEKLY and cleaned.get("sync_weekday") in (None, ""):
             self.add_error("sync_weekday", "Choose the day of the week of the sync.")
         elif interval != kind.WEEKLY:
             cleaned["sync_weekday"] = self.instance.sync_weekday

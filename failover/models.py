@@ -327,6 +327,8 @@ class SyncRun(models.Model):
     def badge(self) -> str:
         return self.STATUS_BADGES[self.status]
 
+    PENDING_STALE_SECONDS = 600
+
     @classmethod
     def request(
         cls, trigger: str, *, full: bool = False, by: str = "system"
@@ -349,13 +351,18 @@ class SyncRun(models.Model):
         return run, True
 
     def is_stale(self) -> bool:
-        """Running, but its worker has stopped publishing progress: it died."""
+        """Running, but its worker stopped publishing progress (it died); or never picked up."""
         from failover.sync import progress
 
+        if self.status == self.Status.PENDING:
+            # Queued but never picked up, e.g. the broker lost the message.
+            waited = (timezone.now() - self.created_at).total_seconds()
+            return waited > self.PENDING_STALE_SECONDS
         if self.status != self.Status.RUNNING or self.started_at is None:
             return False
         quiet_for = (timezone.now() - self.started_at).total_seconds()
-        return quiet_for > progress.PULSE_SECONDS and progress.read(self.pk) is None
+        # When Redis cannot tell, the run is presumed alive: never two syncs at once.
+        return quiet_for > progress.PULSE_SECONDS and progress.is_alive(self.pk) is False
 
     def claim(self) -> bool:
         """Pending to running, only if still pending (two deliveries cannot both run it)."""

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import transaction
 
-from appliance.models import AuditEvent
+from appliance.models import AuditEvent, SiteSettings
 from appliance.version import SOFTWARE_VERSION
 from failover.models import BackupSettings, FailoverEvent, FailoverState, Role, SyncRun
 from failover.peer import PeerClient, PeerError
@@ -362,7 +363,8 @@ def describe_request(run: SyncRun, created: bool) -> str:
     kind = "Full sync" if run.full_requested else "Sync"
     if created:
         return f"{kind} #{run.pk} started."
-    return f"Sync #{run.pk} is already {run.status} (since {run.created_at:%H:%M:%S}); wait for it."
+    since = run.created_at.astimezone(ZoneInfo(SiteSettings.load().time_zone))
+    return f"Sync #{run.pk} is already {run.status} (since {since:%H:%M:%S}); wait for it."
 
 
 def accept_sync_request(payload: dict) -> str:

@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from appliance.permissions import admin_required
+from appliance.reports import neutralise_formula
 from failover import schedule, services
 from failover.forms import (
     BackupSettingsForm,
@@ -182,12 +183,12 @@ def _csv(events) -> StreamingHttpResponse:
             yield writer.writerow(
                 [
                     event.at.isoformat(),
-                    event.site,
+                    neutralise_formula(event.site),
                     event.kind,
                     event.severity,
                     event.epoch,
-                    event.actor,
-                    _safe_cell(event.message),
+                    neutralise_formula(event.actor),
+                    neutralise_formula(event.message),
                 ]
             )
 
@@ -195,8 +196,3 @@ def _csv(events) -> StreamingHttpResponse:
     response = StreamingHttpResponse(rows(), content_type="text/csv")
     response["Content-Disposition"] = f'attachment; filename="status-history-{stamp}.csv"'
     return response
-
-
-def _safe_cell(text: str) -> str:
-    """Keep a spreadsheet from running a cell as a formula."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text

@@ -14,11 +14,14 @@ import time
 from typing import Any
 
 import redis
+from django.conf import settings
 
 from appliance.broker import connection
 
 KEY = "appliance-failover:sync-progress:{run_id}"
-PULSE_SECONDS = 30
+# Longer than any single wait of a sync (a peer read may take PEER_TIMEOUT_SECONDS),
+# so a live sync never looks dead.
+PULSE_SECONDS = max(30, 3 * settings.PEER_TIMEOUT_SECONDS)
 MIN_INTERVAL = 0.5
 
 
@@ -77,6 +80,14 @@ class Progress:
     def clear(self) -> None:
         with contextlib.suppress(redis.RedisError):
             connection().delete(KEY.format(run_id=self.run_id))
+
+
+def is_alive(run_id: int) -> bool | None:
+    """Whether the run's worker still publishes progress; None when Redis cannot tell."""
+    try:
+        return bool(connection().exists(KEY.format(run_id=run_id)))
+    except redis.RedisError:
+        return None
 
 
 def read(run_id: int) -> dict[str, Any] | None:

@@ -33,8 +33,21 @@ def request_sync(trigger: str, *, full: bool = False, by: str = "system") -> tup
 
     run, created = SyncRun.request(trigger, full=full, by=by)
     if created:
-        transaction.on_commit(lambda: tasks.run_sync.delay(run.pk))
+        transaction.on_commit(lambda: _enqueue(tasks.run_sync, run))
     return run, created
+
+
+def _enqueue(task: object, run: SyncRun) -> None:
+    """Queue the run; if the broker cannot take it, close the run saying why."""
+    try:
+        task.delay(run.pk)
+    except Exception as error:  # kombu raises several kinds when Redis is away
+        logger.warning("Could not queue sync #%s: %s", run.pk, error)
+        run.finish(
+            SyncRun.Status.FAILED,
+            "The sync could not be queued: this site's broker (Redis) does not answer. "
+            "Check the Status tab, then try again.",
+        )
 
 
 def retry_delay(attempt: int) -> float:
