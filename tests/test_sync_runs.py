@@ -240,6 +240,7 @@ def test_a_run_whose_task_cannot_be_queued_is_closed_saying_why(
     monkeypatch.setattr("failover.tasks.run_sync", FakeTask())
     run, created = runs.request_sync(SyncRun.Trigger.SCHEDULE)
     assert created
+    assert run.pk != lost.pk
 
 
 @pytest.mark.django_db
