@@ -117,6 +117,10 @@ class BackupSettingsForm(forms.ModelForm):
             "bandwidth_limit": "Data-Sync Bandwidth Limit",
         }
         widgets = {"sync_time": forms.TimeInput(attrs={"type": "time"}, format="%H:%M")}
+        help_texts = {
+            "bandwidth_limit": "A lower limit leaves more bandwidth for other traffic, "
+            "but syncs take longer.",
+        }
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)

@@ -71,6 +71,13 @@ class Command(BaseCommand):
                 f"(epoch {peer['epoch']}), {reachable[peer['reachable']]}"
                 f", last check {peer['last_check'] or 'never'}"
             )
+        if sync := status["last_sync"]:
+            self.stdout.write(
+                f"Last sync:     #{sync['id']} {sync['status']}"
+                f"{' (full)' if sync['full'] else ''}, {sync['records']} records, "
+                f"{sync['bytes']} bytes, {sync['finished_at'] or 'not finished'}"
+                f"{': ' + sync['error'] if sync['error'] else ''}"
+            )
         for name, process in status["processes"].items():
             state = "alive" if process["alive"] else "DOWN"
             self.stdout.write(f"{name.capitalize() + ':':<15}{state} ({process['detail']})")
