@@ -199,6 +199,22 @@ CELERY_BEAT_SCHEDULE["check-peer"] = {
     "options": {"expires": PEER_CHECK_SECONDS},
 }
 
+# How this site manages its shared IP: "linux" (netlink and gratuitous ARP; the
+# worker needs CAP_NET_ADMIN and CAP_NET_RAW) or "recording" (the demo pair on
+# one machine: records the wish, touches nothing).
+SHARED_IP_DRIVER = config.env_choice("SHARED_IP_DRIVER", "linux", ("linux", "recording"))
+CELERY_TASK_ROUTES = {
+    "failover.tasks.reconcile_shared_ip": {"queue": "network"},
+    "failover.tasks.announce_shared_ip": {"queue": "network"},
+}
+CELERY_BEAT_SCHEDULE["reconcile-shared-ip"] = {
+    "task": "failover.tasks.reconcile_shared_ip",
+    "schedule": float(PEER_CHECK_SECONDS),
+    "options": {"expires": PEER_CHECK_SECONDS},
+}
+# This site's own web address, for the primary's fencing check (set by runsite).
+WEB_SELF_URL = config.env_str("WEB_SELF_URL", "")
+
 LOG_LEVEL = config.env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
 LOGGING = {
     "version": 1,

@@ -58,6 +58,12 @@ class FailoverState(models.Model):
     peer_last_sync_at = models.DateTimeField(null=True, blank=True)
     peer_last_sync_status = models.CharField(max_length=10, blank=True)
 
+    # The backup's monitor: since when the primary has failed its polls.
+    primary_failing_since = models.DateTimeField(null=True, blank=True)
+    last_poll_at = models.DateTimeField(null=True, blank=True)
+    # Become Primary with a final sync: the primary takes no changes meanwhile.
+    switching_over = models.BooleanField(default=False)
+
     def __str__(self) -> str:
         return f"{self.role} (epoch {self.epoch})"
 
@@ -127,6 +133,28 @@ class FailoverState(models.Model):
             peer_error="",
         )
 
+    def promote(self, *, at_least: int = 0) -> None:
+        """Become primary with an epoch above every one seen (own, peer's, `at_least`)."""
+        epoch = max(self.epoch, self.peer_epoch or 0, at_least) + 1
+        self._compare_and_set(
+            role=Role.PRIMARY,
+            epoch=epoch,
+            peer_role=Role.BACKUP,
+            primary_failing_since=None,
+            switching_over=False,
+        )
+
+    def demote(self, *, epoch: int) -> None:
+        """Become backup under the peer's newer epoch (never lower than our own)."""
+        self._compare_and_set(
+            role=Role.BACKUP,
+            epoch=max(epoch, self.epoch),
+            peer_role=Role.PRIMARY,
+            peer_epoch=max(epoch, self.epoch),
+            primary_failing_since=None,
+            switching_over=False,
+        )
+
     def leave(self) -> None:
         """Break the relationship: back to role none, forgetting the peer (the epoch stays)."""
         self._compare_and_set(
@@ -144,6 +172,8 @@ class FailoverState(models.Model):
             peer_reachable=None,
             peer_checked_at=None,
             peer_error="",
+            primary_failing_since=None,
+            switching_over=False,
         )
 
     def record_peer_check(
@@ -175,6 +205,36 @@ class FailoverState(models.Model):
         return changed
 
 
+class SharedIP(models.Model):
+    """This site's shared IP address and interface. Site-local: never synced.
+
+    The role drives it: held while this site is primary and the box is checked,
+    released otherwise.
+    """
+
+    enabled = models.BooleanField(default=False, verbose_name="Shared IP")
+    address = models.CharField(
+        max_length=50, blank=True, help_text="With its prefix, e.g. 192.0.2.10/24."
+    )
+    interface = models.CharField(max_length=15, blank=True, help_text="e.g. eth0")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.address} on {self.interface}" if self.address else "no shared IP"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        self.pk = 1
+        super().save(*args, **kwargs)
+
+    @classmethod
+    def load(cls) -> SharedIP:
+        return cls.objects.filter(pk=1).first() or cls(pk=1)
+
+    @property
+    def is_configured(self) -> bool:
+        return bool(self.enabled and self.address and self.interface)
+
+
 class FailoverEvent(models.Model):
     """One line of the Status history: what happened to the pair, when, and why."""
 
@@ -188,6 +248,11 @@ class FailoverEvent(models.Model):
         KEY_MISMATCH = "key_mismatch", "Key mismatch"
         SYNC_SUCCEEDED = "sync_succeeded", "Full sync completed"
         SYNC_FAILED = "sync_failed", "Sync failed"
+        PRIMARY_DOWN = "primary_down", "Primary not answering"
+        ISOLATED = "isolated", "Backup isolated"
+        FAILOVER = "failover", "Automatic failover"
+        SHARED_IP = "shared_ip", "Shared IP"
+        CONFLICT = "conflict", "Role conflict"
         ERROR = "error", "Error"
 
     class Severity(models.TextChoices):
@@ -492,6 +557,16 @@ class BackupSettings(models.Model):
     sync_weekday = models.PositiveSmallIntegerField(choices=Weekday.choices, default=Weekday.SUNDAY)
     bandwidth_limit = models.PositiveBigIntegerField(
         null=True, blank=True, choices=BANDWIDTH_CHOICES, help_text="Empty means unlimited."
+    )
+    automatic_failover = models.BooleanField(
+        default=False, help_text="The backup polls the primary and takes over when it is down."
+    )
+    poll_interval_seconds = models.PositiveIntegerField(default=10)
+    primary_timeout_seconds = models.PositiveIntegerField(
+        default=300, help_text="How long polls may fail before the backup tests its network."
+    )
+    connectivity_test_ips = models.TextField(
+        blank=True, help_text="One per line: an IP address (ICMP) or address:port (TCP)."
     )
     updated_at = models.DateTimeField(auto_now=True)
 

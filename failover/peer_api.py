@@ -11,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from appliance.models import Report
-from failover import services
+from failover import roles, services
 from failover.models import BackupSettings, FailoverState, Role, SyncRun
 from failover.sync import stream
 from security import signing
@@ -161,3 +161,40 @@ class BackupSettingsView(PeerAPIView):
         payload.is_valid(raise_exception=True)
         services.accept_backup_settings(payload.validated_data)
         return Response({"detail": "saved"})
+
+
+class RoleSerializer(serializers.Serializer):
+    action = serializers.ChoiceField(choices=["freeze", "thaw", "step_down", "become_primary"])
+    epoch = serializers.IntegerField(min_value=1, required=False)
+
+
+class RoleView(PeerAPIView):
+    """Role changes the other site asks of this one during a handover."""
+
+    @extend_schema(exclude=True)
+    def post(self, request: Request) -> Response:
+        payload = RoleSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        action = payload.validated_data["action"]
+        state = FailoverState.load()
+        peer = f"peer {state.peer_name}"
+        try:
+            if action in ("freeze", "thaw"):
+                if state.role != Role.PRIMARY:
+                    raise roles.RoleError(f"This site is {state.role}.", reason="not_primary")
+                FailoverState.objects.filter(pk=1).update(switching_over=action == "freeze")
+            elif action == "step_down":
+                epoch = payload.validated_data.get("epoch")
+                if epoch is None or epoch <= state.epoch:
+                    raise roles.RoleError(
+                        f"Epoch {epoch} is not newer than this site's {state.epoch}.",
+                        reason="stale_epoch",
+                    )
+                roles.demote(epoch, f"{state.peer_name} is taking over.", peer)
+            else:
+                roles.become_primary(peer, sync_first=False)
+        except roles.RoleError as error:
+            return Response(
+                {"reason": error.reason, "detail": error.message}, status=status.HTTP_409_CONFLICT
+            )
+        return Response(services.identity())

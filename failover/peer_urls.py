@@ -11,5 +11,6 @@ urlpatterns = [
     path("sync/changes", peer_api.SyncChangesView.as_view(), name="sync-changes"),
     path("sync/file", peer_api.SyncFileView.as_view(), name="sync-file"),
     path("sync/request", peer_api.SyncRequestView.as_view(), name="sync-request"),
+    path("role", peer_api.RoleView.as_view(), name="role"),
     path("backup-settings", peer_api.BackupSettingsView.as_view(), name="backup-settings"),
 ]

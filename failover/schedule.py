@@ -14,6 +14,7 @@ from django_celery_beat.models import CrontabSchedule, IntervalSchedule, Periodi
 from appliance.models import SiteSettings
 from failover.models import BackupSettings
 
+POLL_TASK_NAME = "failover: poll the primary"
 TASK_NAME = "failover: scheduled data sync"
 TASK = "failover.tasks.scheduled_sync"
 # crontab counts days from Sunday (0); BackupSettings.Weekday from Monday (0).
@@ -57,6 +58,19 @@ def apply(settings: BackupSettings | None = None) -> PeriodicTask:
             month_of_year="*",
             timezone=SiteSettings.load().time_zone,
         )
+    poll_every, _ = IntervalSchedule.objects.get_or_create(
+        every=settings.poll_interval_seconds, period=IntervalSchedule.SECONDS
+    )
+    PeriodicTask.objects.update_or_create(
+        name=POLL_TASK_NAME,
+        defaults={
+            "task": "failover.tasks.poll_primary",
+            "interval": poll_every,
+            "crontab": None,
+            "enabled": settings.enable_backup_operations and settings.automatic_failover,
+            "description": "The backup's monitor (Management > Failover, automatic failover).",
+        },
+    )
     task, _ = PeriodicTask.objects.update_or_create(
         name=TASK_NAME,
         defaults={

@@ -16,7 +16,15 @@ from django.db import transaction
 
 from appliance.models import AuditEvent, SiteSettings
 from appliance.version import SOFTWARE_VERSION
-from failover.models import BackupSettings, FailoverEvent, FailoverState, Role, SyncRun
+from failover import roles
+from failover.models import (
+    BackupSettings,
+    FailoverEvent,
+    FailoverState,
+    Role,
+    SharedIP,
+    SyncRun,
+)
 from failover.peer import PeerClient, PeerError
 from failover.sync import runs
 from security import tls
@@ -91,6 +99,8 @@ def identity() -> dict[str, object]:
         "peer_name": state.peer_name,
         "peer_address": state.peer_address,
         "last_sync": last.as_dict() if (last := SyncRun.latest()) else None,
+        "holds_shared_ip": roles.holds_shared_ip(),
+        "shared_ip": SharedIP.load().address,
     }
 
 
@@ -331,6 +341,42 @@ def check_peer() -> None:
             FailoverEvent.Kind.PEER_REACHABLE,
             f"{state.peer_name} at {state.peer_address} is reachable again.",
         )
+    settle_roles(state, hello)
+
+
+def settle_roles(state: FailoverState, hello: dict) -> None:
+    """What a site does on learning its peer's role and epoch (split-brain safety).
+
+    A primary that meets a primary with a higher epoch steps down and releases
+    the shared IP: the old primary coming back becomes backup, with no
+    automatic failback. Equal claims are a conflict for the administrator.
+    """
+    peer_role, peer_epoch = hello.get("role"), int(hello.get("epoch") or 0)
+    if state.role == Role.PRIMARY and peer_role == Role.PRIMARY and peer_epoch > state.epoch:
+        roles.demote(
+            peer_epoch,
+            f"{state.peer_name} is primary with a newer epoch ({peer_epoch} > {state.epoch}).",
+            "system",
+        )
+    elif (
+        state.role == peer_role
+        and state.role in (Role.PRIMARY, Role.BACKUP)
+        and not conflict_reported()
+    ):
+        FailoverEvent.record(
+            FailoverEvent.Kind.CONFLICT,
+            f"Both sites claim the {state.role} role (epochs {state.epoch} and {peer_epoch}). "
+            "Use Fix This Error on the Failover page.",
+            severity=FailoverEvent.Severity.DANGER,
+        )
+
+
+def conflict_reported() -> bool:
+    """Whether the last role event is an unresolved conflict."""
+    last = FailoverEvent.objects.filter(
+        kind__in=[FailoverEvent.Kind.CONFLICT, FailoverEvent.Kind.ROLE_CHANGED]
+    ).first()
+    return last is not None and last.kind == FailoverEvent.Kind.CONFLICT
 
 
 def sync_now(actor: object, *, full: bool = False, trigger: str = SyncRun.Trigger.MANUAL) -> str:

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from failover import services
+from failover import monitor, roles, services
 from failover.sync import runs
 
 
@@ -23,3 +23,21 @@ def run_sync(self, run_id: int) -> None:
 def scheduled_sync() -> None:
     """django-celery-beat runs this on the administrator's schedule."""
     services.scheduled_sync()
+
+
+@shared_task(ignore_result=True)
+def poll_primary() -> None:
+    """The backup's monitor tick (at the poll interval, when automatic failover is on)."""
+    monitor.poll()
+
+
+@shared_task(ignore_result=True)
+def reconcile_shared_ip() -> None:
+    """Make the interface match the role (network queue: the worker with the privilege)."""
+    roles.reconcile()
+
+
+@shared_task(ignore_result=True)
+def announce_shared_ip() -> None:
+    """The second burst of gratuitous ARP."""
+    roles.announce()

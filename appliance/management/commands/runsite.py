@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -50,6 +51,7 @@ class Command(BaseCommand):
                 raise CommandError(str(error)) from None
         try:
             call_command("migrate", interactive=False, verbosity=0)
+            self.export_web_url(options)
             supervisor = Supervisor(self.programs(options, log_dir))
             supervisor.run(
                 on_started=lambda: self.stdout.write(f"Site running on {options['bind']}")
@@ -57,6 +59,15 @@ class Command(BaseCommand):
         finally:
             if redis_server is not None:
                 redis_server.stop()
+
+    def export_web_url(self, options: dict) -> None:
+        """Tell the worker where this site's own web answers (the primary's fencing check)."""
+        if os.environ.get("WEB_SELF_URL"):
+            return
+        host, _, port = options["bind"].rpartition(":")
+        host = "127.0.0.1" if host in ("0.0.0.0", "") else host  # noqa: S104 - reading the bind
+        scheme = "https" if options["certfile"] else "http"
+        os.environ["WEB_SELF_URL"] = f"{scheme}://{host}:{port}"
 
     def programs(self, options: dict, log_dir: Path) -> list[Program]:
         python = sys.executable
@@ -77,7 +88,8 @@ class Command(BaseCommand):
             Program(
                 "worker",
                 [python, "-m", "celery", "-A", "appliance", "worker", "--loglevel", "INFO",
-                 "--concurrency", "2", "--hostname", f"worker@{settings.APPLIANCE_NAME}"],
+                 "--concurrency", "2", "--hostname", f"worker@{settings.APPLIANCE_NAME}",
+                 "--queues", "celery,network"],
                 log_dir / "worker.log",
             ),
         ]  # fmt: skip

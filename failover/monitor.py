@@ -1,0 +1,164 @@
+"""The backup's monitor: where the backup decides to fail over (the seed's rule).
+
+1. Poll the primary at the poll interval. A poll is a signed call to the
+   primary's service (web, database and key), not a ping of its host.
+2. After a failed poll, keep polling for the Primary Site Instance Timeout.
+3. Then test the Network Connectivity Test IPs.
+4. None reachable: the backup's own network is at fault; stay backup.
+   One or more reachable: the primary is down; become primary and take the IP.
+
+`decide` is the rule itself, pure and clocked from outside, so every branch is
+tested directly; `poll` gathers the facts and acts on the decision. A Redis
+lock makes sure exactly one decision runs at a time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+
+import redis
+from django.utils import timezone
+
+from appliance.broker import connection
+from failover.models import BackupSettings, FailoverEvent, FailoverState, Role
+from failover.peer import PeerError
+from failover.system import probe
+
+logger = logging.getLogger(__name__)
+
+LOCK = "appliance-failover:monitor-lock"
+
+
+class Action(Enum):
+    HEALTHY = "healthy"  # the primary answered
+    START_TIMER = "start_timer"  # first failed poll: the timeout starts now
+    KEEP_POLLING = "keep_polling"  # failing, but the timeout has not run out
+    STAY_ISOLATED = "stay_isolated"  # timed out, and no test IP answered: our network is down
+    TAKE_OVER = "take_over"  # timed out, and a test IP answered: the primary is down
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    failing_since: dt.datetime | None
+    reason: str
+
+
+def decide(
+    *,
+    now: dt.datetime,
+    poll_ok: bool,
+    poll_error: str,
+    failing_since: dt.datetime | None,
+    timeout: dt.timedelta,
+    test_connectivity: Callable[[], list[probe.Result]],
+) -> Decision:
+    """The seed's rule. `test_connectivity` is called only when the timeout has run out."""
+    if poll_ok:
+        return Decision(Action.HEALTHY, None, "The primary answered.")
+    if failing_since is None:
+        return Decision(Action.START_TIMER, now, f"The primary did not answer: {poll_error}")
+    waited = now - failing_since
+    if waited < timeout:
+        left = int((timeout - waited).total_seconds())
+        return Decision(
+            Action.KEEP_POLLING,
+            failing_since,
+            f"The primary has not answered for {int(waited.total_seconds())} s; "
+            f"{left} s left before the network test.",
+        )
+    results = test_connectivity()
+    reached = [str(r.target) for r in results if r.reachable]
+    if not reached:
+        tried = ", ".join(f"{r.target} ({r.detail})" for r in results) or "no test IPs configured"
+        return Decision(
+            Action.STAY_ISOLATED,
+            failing_since,
+            "The primary has not answered for "
+            f"{int(waited.total_seconds())} s, but none of the connectivity test IPs answered "
+            f"either ({tried}): this backup's own network is at fault, so it does not fail over.",
+        )
+    return Decision(
+        Action.TAKE_OVER,
+        failing_since,
+        f"The primary has not answered for {int(waited.total_seconds())} s ({poll_error}) and "
+        f"the network test reached {', '.join(reached)}: the primary is down.",
+    )
+
+
+def test_targets(settings_: BackupSettings) -> list[probe.Target]:
+    return [probe.Target.parse(line) for line in settings_.connectivity_test_ips.split() if line]
+
+
+def poll() -> Decision | None:
+    """One tick of the monitor on a backup with automatic failover; None when it does not apply."""
+    settings_ = BackupSettings.load()
+    if not (settings_.enable_backup_operations and settings_.automatic_failover):
+        return None
+    try:
+        lock = connection().lock(LOCK, timeout=120, blocking=False)
+        if not lock.acquire():
+            return None
+    except redis.RedisError:
+        return None
+    try:
+        return _poll_locked(settings_)
+    finally:
+        try:
+            lock.release()
+        except redis.RedisError:
+            logger.warning("monitor lock was lost before release")
+
+
+def _poll_locked(settings_: BackupSettings) -> Decision | None:
+    from failover import roles, services
+
+    state = FailoverState.load()
+    if state.role != Role.BACKUP:
+        return None
+    poll_ok, poll_error = True, ""
+    try:
+        with services.client_for_state(state) as client:
+            hello = client.get(services.HELLO)
+    except PeerError as error:
+        poll_ok, poll_error = False, error.message
+    else:
+        if hello.get("role") == Role.BACKUP and int(hello.get("epoch", 0)) >= state.epoch:
+            # Both backups: no one serves. The higher epoch or the operator resolves it.
+            poll_ok, poll_error = True, ""
+    now = timezone.now()
+    decision = decide(
+        now=now,
+        poll_ok=poll_ok,
+        poll_error=poll_error,
+        failing_since=state.primary_failing_since,
+        timeout=dt.timedelta(seconds=settings_.primary_timeout_seconds),
+        test_connectivity=lambda: probe.probe(test_targets(settings_)),
+    )
+    FailoverState.objects.filter(pk=1, epoch=state.epoch).update(
+        primary_failing_since=decision.failing_since, last_poll_at=now
+    )
+    if decision.action is Action.START_TIMER:
+        FailoverEvent.record(
+            FailoverEvent.Kind.PRIMARY_DOWN,
+            decision.reason,
+            severity=FailoverEvent.Severity.WARNING,
+        )
+    elif decision.action is Action.HEALTHY and state.primary_failing_since is not None:
+        FailoverEvent.record(FailoverEvent.Kind.PEER_REACHABLE, "The primary answers again.")
+    elif decision.action is Action.STAY_ISOLATED:
+        _record_once(FailoverEvent.Kind.ISOLATED, decision.reason)
+    elif decision.action is Action.TAKE_OVER:
+        roles.promote(decision.reason, "monitor", kind=FailoverEvent.Kind.FAILOVER)
+    return decision
+
+
+def _record_once(kind: str, message: str) -> None:
+    """One event per episode: the last event of the kind is not repeated while it lasts."""
+    last = FailoverEvent.objects.filter(kind__in=[kind, FailoverEvent.Kind.PEER_REACHABLE]).first()
+    if last is None or last.kind != kind:
+        FailoverEvent.record(kind, message, severity=FailoverEvent.Severity.DANGER)

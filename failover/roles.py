@@ -1,0 +1,306 @@
+"""Role changes and the shared IP that follows the role.
+
+Every role change raises the epoch (compare-and-set on FailoverState), is an
+event in the status history and an audit record, and is followed by a
+reconcile of the shared IP on the network queue. A primary gives up the
+address before its peer takes it wherever the peer can be asked.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import requests
+from django.conf import settings
+from django.db import transaction
+
+from appliance.broker import connection
+from appliance.models import AuditEvent
+from failover.models import FailoverEvent, FailoverState, Role, SharedIP, SyncRun
+from failover.peer import PeerError
+from failover.system.shared_ip import SharedAddress, SharedIPError, driver
+
+logger = logging.getLogger(__name__)
+
+ROLE = "/api/peer/v1/role"
+FENCE_KEY = "appliance-failover:web-failures"
+FENCE_AFTER = 2
+SHARED_IP_ERROR_KEY = "appliance-failover:shared-ip-error"
+RELEASE_WAIT_SECONDS = 15
+
+
+class RoleError(Exception):
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.reason = reason
+
+
+def _after_role_change() -> None:
+    from failover import tasks
+
+    transaction.on_commit(lambda: tasks.reconcile_shared_ip.delay())
+
+
+def promote(reason: str, actor: object, *, kind: str = FailoverEvent.Kind.ROLE_CHANGED) -> None:
+    """This site becomes primary (epoch + 1); the shared IP follows."""
+    with transaction.atomic():
+        state = FailoverState.load()
+        was = state.role
+        state.promote()
+        message = (
+            f"{settings.APPLIANCE_NAME} became primary (was {was}, epoch {state.epoch}): {reason}"
+        )
+        FailoverEvent.record(kind, message, severity=FailoverEvent.Severity.WARNING, actor=actor)
+        AuditEvent.record(actor, "failover.role_changed", message)
+        _after_role_change()
+
+
+def demote(epoch: int, reason: str, actor: object) -> None:
+    """This site becomes backup under `epoch`; it releases the shared IP."""
+    with transaction.atomic():
+        state = FailoverState.load()
+        was = state.role
+        state.demote(epoch=epoch)
+        message = (
+            f"{settings.APPLIANCE_NAME} became backup (was {was}, epoch {state.epoch}): {reason}"
+        )
+        FailoverEvent.record(
+            FailoverEvent.Kind.ROLE_CHANGED,
+            message,
+            severity=FailoverEvent.Severity.WARNING,
+            actor=actor,
+        )
+        AuditEvent.record(actor, "failover.role_changed", message)
+        _after_role_change()
+
+
+# The shared IP -------------------------------------------------------------------------
+
+
+def configured_address() -> SharedAddress | None:
+    config = SharedIP.load()
+    if not (config.address and config.interface):
+        return None
+    return SharedAddress.parse(config.address, config.interface)
+
+
+def holds_shared_ip() -> bool:
+    shared = configured_address()
+    if shared is None:
+        return False
+    try:
+        return driver().holds(shared)
+    except SharedIPError:
+        return False
+
+
+def wants_shared_ip(state: FailoverState) -> bool:
+    return SharedIP.load().is_configured and state.role == Role.PRIMARY and not web_is_fenced(state)
+
+
+def reconcile() -> str:
+    """Make the interface match the role: hold the address on the primary, nowhere else.
+
+    Runs every peer-check period and after each role change; mends drift and
+    records it. Returns what it did, for logs and tests.
+    """
+    shared = configured_address()
+    if shared is None:
+        return "no shared IP configured"
+    state = FailoverState.load()
+    want = wants_shared_ip(state)
+    try:
+        have = driver().holds(shared)
+        if want and not have:
+            driver().add(shared)
+            sent = driver().announce(shared)
+            from failover import tasks
+
+            tasks.announce_shared_ip.apply_async(countdown=2)
+            _note(f"{settings.APPLIANCE_NAME} took the shared IP {shared} ({sent} gratuitous ARP).")
+            done = "added"
+        elif have and not want:
+            driver().remove(shared)
+            _note(f"{settings.APPLIANCE_NAME} released the shared IP {shared} (role {state.role}).")
+            done = "removed"
+        else:
+            done = "in step"
+    except SharedIPError as error:
+        _set_error(str(error))
+        return f"error: {error}"
+    _set_error("")
+    return done
+
+
+def announce() -> int:
+    """A second burst of gratuitous ARP, a moment after the first (as keepalived does)."""
+    shared = configured_address()
+    if shared is None or not wants_shared_ip(FailoverState.load()):
+        return 0
+    try:
+        return driver().announce(shared)
+    except SharedIPError as error:
+        _set_error(str(error))
+        return 0
+
+
+def _note(message: str) -> None:
+    FailoverEvent.record(FailoverEvent.Kind.SHARED_IP, message)
+
+
+def _set_error(message: str) -> None:
+    previous = shared_ip_error()
+    try:
+        if message:
+            connection().set(SHARED_IP_ERROR_KEY, message)
+        else:
+            connection().delete(SHARED_IP_ERROR_KEY)
+    except Exception:
+        logger.warning("could not store the shared-IP error in Redis")
+    if message and message != previous:
+        FailoverEvent.record(
+            FailoverEvent.Kind.SHARED_IP, message, severity=FailoverEvent.Severity.DANGER
+        )
+
+
+def shared_ip_error() -> str:
+    try:
+        value = connection().get(SHARED_IP_ERROR_KEY)
+    except Exception:
+        return ""
+    return value.decode() if value else ""
+
+
+def web_is_fenced(state: FailoverState) -> bool:
+    """A primary whose own web server stopped answering gives up the address.
+
+    A host that answers ARP for a dead service would keep clients away from a
+    healthy backup. Two failed checks in a row fence; one answer lifts it.
+    """
+    if state.role != Role.PRIMARY or not settings.WEB_SELF_URL:
+        return False
+    try:
+        requests.get(settings.WEB_SELF_URL + "/check_health", timeout=2, verify=False)  # noqa: S501 - own loopback
+        connection().delete(FENCE_KEY)
+        return False
+    except requests.RequestException:
+        failures = connection().incr(FENCE_KEY)
+        connection().expire(FENCE_KEY, 600)
+        if failures == FENCE_AFTER:
+            FailoverEvent.record(
+                FailoverEvent.Kind.SHARED_IP,
+                f"{settings.APPLIANCE_NAME}'s web server does not answer: releasing the shared IP "
+                "so clients are not held at a dead service.",
+                severity=FailoverEvent.Severity.DANGER,
+            )
+        return failures >= FENCE_AFTER
+
+
+# Manual role changes ------------------------------------------------------------------
+
+
+def become_primary(actor: object, *, sync_first: bool) -> str:
+    """On the backup: take the primary role by hand (the seed's Become Primary).
+
+    With `sync_first` the primary stops taking changes, the backup pulls a final
+    sync, the primary steps down and releases the address, and only then does
+    this site take over. Without it this site takes over at once and tells the
+    other site to step down when it can be reached.
+    """
+    from failover.services import client_for_state
+    from failover.sync import runs
+
+    state = FailoverState.load()
+    if state.role != Role.BACKUP:
+        raise RoleError(
+            f"This site is {state.role}: only a backup can become primary.", reason="not_backup"
+        )
+    epoch = max(state.epoch, state.peer_epoch or 0) + 1
+    try:
+        with client_for_state(state) as client:
+            if sync_first:
+                client.post(ROLE, {"action": "freeze"})
+                try:
+                    _final_sync(runs)
+                except RoleError:
+                    client.post(ROLE, {"action": "thaw"})
+                    raise
+            client.post(ROLE, {"action": "step_down", "epoch": epoch})
+            _wait_for_release(client)
+    except PeerError as error:
+        if sync_first:
+            raise RoleError(
+                f"The final sync needs the primary, which cannot be reached: {error.message} "
+                "Nothing was changed. Become Primary without the sync if the primary is gone.",
+                reason=error.reason,
+            ) from None
+        logger.warning("old primary not told to step down: %s", error.message)
+    promote(
+        f"Become Primary by {getattr(actor, 'username', actor)}"
+        f"{' after a final sync' if sync_first else ''}.",
+        actor,
+    )
+    return f"This site is now primary (epoch {FailoverState.load().epoch})."
+
+
+def _final_sync(runs: object) -> None:
+    run, _created = runs.request_sync(SyncRun.Trigger.BECOME_PRIMARY, by="become-primary")
+    deadline = time.monotonic() + 30 * 60
+    while time.monotonic() < deadline:
+        run.refresh_from_db()
+        if not run.is_active:
+            break
+        time.sleep(0.5)
+    if run.status != SyncRun.Status.SUCCEEDED:
+        raise RoleError(
+            f"The final sync #{run.pk} did not succeed ({run.error or run.status}); this site "
+            "stays backup and the primary takes changes again.",
+            reason="sync_failed",
+        )
+
+
+def _wait_for_release(client: object) -> None:
+    """Wait (bounded) until the old primary no longer holds the shared IP."""
+    from failover.services import HELLO
+
+    deadline = time.monotonic() + RELEASE_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        if not client.get(HELLO).get("holds_shared_ip"):
+            return
+        time.sleep(0.5)
+    raise RoleError(
+        "The old primary still holds the shared IP after stepping down; this site did not "
+        "take it. Check the old primary's worker.",
+        reason="release_timeout",
+    )
+
+
+def become_backup(actor: object, *, force: bool) -> str:
+    """On the primary: hand the primary role to the peer, or with `force` step down alone.
+
+    The peer does the handover as in Become Primary: it asks this site to step
+    down, waits until this site has released the shared IP, then takes over.
+    """
+    from failover.services import client_for_state
+
+    state = FailoverState.load()
+    if state.role != Role.PRIMARY:
+        raise RoleError(
+            f"This site is {state.role}: only a primary can become backup.", reason="not_primary"
+        )
+    try:
+        with client_for_state(state) as client:
+            client.post(ROLE, {"action": "become_primary"})
+    except PeerError as error:
+        if not force:
+            raise RoleError(
+                f"The other site could not take over: {error.message} This site stays primary. "
+                "Use Force to step down anyway (the service then has no primary).",
+                reason=error.reason,
+            ) from None
+        epoch = max(state.epoch, state.peer_epoch or 0) + 1
+        demote(epoch, f"Become Backup (forced) by {getattr(actor, 'username', actor)}.", actor)
+        return f"This site is now backup. The other site could not be told: {error.message}"
+    return f"This site is now backup; {state.peer_name} is primary."

@@ -1,0 +1,1 @@
+"""The one door to the operating system: the shared-IP driver and the connectivity prober."""
