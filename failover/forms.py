@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 
 from crispy_forms.helper import FormHelper
 from crispy_forms.layout import Div, Fieldset, Layout, Submit
@@ -8,7 +9,8 @@ from django import forms
 
 from appliance.reports import start_of_day
 from appliance.validators import validate_host
-from failover.models import BANDWIDTH_CHOICES, BackupSettings, FailoverEvent
+from failover.models import BANDWIDTH_CHOICES, BackupSettings, FailoverEvent, SharedIP
+from failover.system.probe import Target
 
 
 class EstablishForm(forms.Form):
@@ -166,4 +168,168 @@ class BackupSettingsForm(forms.ModelForm):
 class SyncNowForm(forms.Form):
     full = forms.BooleanField(
         required=False, label="Full resync: send everything again, not only the changes"
+    )
+
+
+TIMEOUT_PRESETS = [
+    (10, "10 seconds"),
+    (30, "30 seconds"),
+    (60, "1 minute"),
+    (120, "2 minutes"),
+    (300, "5 minutes"),
+    (600, "10 minutes"),
+    (1800, "30 minutes"),
+    (3600, "1 hour"),
+]
+
+
+class SharedIPForm(forms.ModelForm):
+    class Meta:
+        model = SharedIP
+        fields = ["enabled", "address", "interface"]
+        labels = {"enabled": "Shared IP", "address": "Address", "interface": "Interface"}
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["address"].widget.attrs["placeholder"] = "192.0.2.10/24"
+        self.fields["interface"].widget.attrs["placeholder"] = "eth0"
+        self.helper = FormHelper()
+        self.helper.form_tag = False
+
+    def clean_address(self) -> str:
+        text = self.cleaned_data["address"].strip()
+        if not text:
+            return text
+        try:
+            address = ipaddress.ip_interface(text)
+        except ValueError:
+            raise forms.ValidationError(
+                f"“{text}” is not an address with a prefix. Enter one such as 192.0.2.10/24."
+            ) from None
+        if "/" not in text:
+            raise forms.ValidationError("Add the prefix length, e.g. 192.0.2.10/24.")
+        return address.with_prefixlen
+
+    def clean_interface(self) -> str:
+        name = self.cleaned_data["interface"].strip()
+        if name and (len(name) > 15 or not all(c.isalnum() or c in "-_.@" for c in name)):
+            raise forms.ValidationError(
+                "Enter an interface name such as eth0 (at most 15 characters)."
+            )
+        return name
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if cleaned.get("enabled") and not (cleaned.get("address") and cleaned.get("interface")):
+            raise forms.ValidationError(
+                "To enable the shared IP, enter its address with prefix and the interface it "
+                "lives on."
+            )
+        return cleaned
+
+
+class FailoverSettingsForm(forms.ModelForm):
+    """Automatic failover: part of the backup settings, saved with the same button."""
+
+    class Meta:
+        model = BackupSettings
+        fields = [
+            "automatic_failover",
+            "poll_interval_seconds",
+            "primary_timeout_seconds",
+            "connectivity_test_ips",
+        ]
+        labels = {
+            "automatic_failover": "Enable Automatic Failover",
+            "poll_interval_seconds": "Poll interval (seconds)",
+            "primary_timeout_seconds": "Primary Site Instance Timeout (seconds)",
+            "connectivity_test_ips": "Network Connectivity Test IPs",
+        }
+        widgets = {
+            "connectivity_test_ips": forms.Textarea(
+                attrs={"rows": 3, "placeholder": "198.51.100.1\n203.0.113.9:443"}
+            )
+        }
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["primary_timeout_seconds"].widget = forms.NumberInput(
+            attrs={"list": "timeout-presets", "min": 5, "max": 86400}
+        )
+        self.fields["primary_timeout_seconds"].help_text = (
+            "How long polls may fail before the backup tests its own network. Presets: "
+            + ", ".join(label for _, label in TIMEOUT_PRESETS)
+            + "; or any number of seconds from 5."
+        )
+        # Left out of a form (e.g. by a script), these keep their saved values.
+        self.fields["poll_interval_seconds"].required = False
+        self.fields["primary_timeout_seconds"].required = False
+        self.helper = FormHelper()
+        self.helper.form_tag = False
+
+    def clean_poll_interval_seconds(self) -> int:
+        value = self.cleaned_data["poll_interval_seconds"]
+        if value is None:
+            return self.instance.poll_interval_seconds
+        if not 1 <= value <= 3600:
+            raise forms.ValidationError("Poll every 1 to 3600 seconds.")
+        return value
+
+    def clean_primary_timeout_seconds(self) -> int:
+        value = self.cleaned_data["primary_timeout_seconds"]
+        if value is None:
+            return self.instance.primary_timeout_seconds
+        if not 5 <= value <= 86400:
+            raise forms.ValidationError("Enter a timeout from 5 seconds to 86400 (a day).")
+        return value
+
+    def clean_connectivity_test_ips(self) -> str:
+        lines = [
+            line.strip()
+            for line in self.cleaned_data["connectivity_test_ips"].split()
+            if line.strip()
+        ]
+        problems = []
+        for line in lines:
+            try:
+                Target.parse(line)
+            except ValueError:
+                problems.append(line)
+        if problems:
+            raise forms.ValidationError(
+                f"Not an IP address or address:port: {', '.join(problems)}. Enter one per line, "
+                "e.g. 198.51.100.1 or 203.0.113.9:443."
+            )
+        return "\n".join(lines)
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if cleaned.get("automatic_failover"):
+            if not SharedIP.load().is_configured:
+                self.add_error(
+                    "automatic_failover",
+                    "Automatic failover does not work without a shared IP: enable the shared IP "
+                    "(address and interface) on both sites first.",
+                )
+            if not cleaned.get("connectivity_test_ips"):
+                self.add_error(
+                    "connectivity_test_ips",
+                    "Enter at least one test IP: without one, the backup cannot tell a dead "
+                    "primary from its own broken network, and never fails over.",
+                )
+        return cleaned
+
+
+class BecomePrimaryForm(forms.Form):
+    sync_first = forms.BooleanField(
+        required=False,
+        label="Pull a final data sync from the primary first (when the primary is live and its "
+        "data uncorrupted)",
+    )
+
+
+class BecomeBackupForm(forms.Form):
+    force = forms.BooleanField(
+        required=False,
+        label="Force: step down even if the other site cannot be reached",
     )

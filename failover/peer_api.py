@@ -164,7 +164,9 @@ class BackupSettingsView(PeerAPIView):
 
 
 class RoleSerializer(serializers.Serializer):
-    action = serializers.ChoiceField(choices=["freeze", "thaw", "step_down", "become_primary"])
+    action = serializers.ChoiceField(
+        choices=["freeze", "thaw", "step_down", "yield", "become_primary"]
+    )
     epoch = serializers.IntegerField(min_value=1, required=False)
 
 
@@ -183,13 +185,16 @@ class RoleView(PeerAPIView):
                 if state.role != Role.PRIMARY:
                     raise roles.RoleError(f"This site is {state.role}.", reason="not_primary")
                 FailoverState.objects.filter(pk=1).update(switching_over=action == "freeze")
-            elif action == "step_down":
+            elif action in ("step_down", "yield"):
                 epoch = payload.validated_data.get("epoch")
                 if epoch is None or epoch <= state.epoch:
                     raise roles.RoleError(
                         f"Epoch {epoch} is not newer than this site's {state.epoch}.",
                         reason="stale_epoch",
                     )
+                if action == "yield":
+                    # Fix This Error: the losing side keeps its data in an export first.
+                    roles.export_data(f"{state.peer_name} won the role conflict")
                 roles.demote(epoch, f"{state.peer_name} is taking over.", peer)
             else:
                 roles.become_primary(peer, sync_first=False)

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
 import requests
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from appliance.broker import connection
 from appliance.models import AuditEvent
@@ -304,3 +306,73 @@ def become_backup(actor: object, *, force: bool) -> str:
         demote(epoch, f"Become Backup (forced) by {getattr(actor, 'username', actor)}.", actor)
         return f"This site is now backup. The other site could not be told: {error.message}"
     return f"This site is now backup; {state.peer_name} is primary."
+
+
+def record_refused_change(action: str, actor: object, error: RoleError) -> None:
+    """A role change asked from the page failed in the worker: say so in the history."""
+    what = "Become Primary" if action == "become_primary" else "Become Backup"
+    FailoverEvent.record(
+        FailoverEvent.Kind.ERROR,
+        f"{what} did not happen: {error.message}",
+        severity=FailoverEvent.Severity.DANGER,
+        actor=actor,
+    )
+
+
+# Conflicts -----------------------------------------------------------------------------
+
+EXPORTED_MODELS = ("auth.group", "auth.user", "appliance.sitesettings", "appliance.report")
+
+
+def export_data(reason: str) -> Path:
+    """Save this site's synced data to a file before a sync may overwrite it."""
+    from django.core.management import call_command
+
+    folder = exports_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{timezone.now():%Y%m%d-%H%M%S}-{settings.APPLIANCE_NAME}.json"
+    call_command("dumpdata", *EXPORTED_MODELS, output=str(path), verbosity=0)
+    FailoverEvent.record(
+        FailoverEvent.Kind.CONFLICT,
+        f"{settings.APPLIANCE_NAME}'s data was saved to {path.name} before it becomes backup "
+        f"({reason}). Download it from the Failover page.",
+    )
+    return path
+
+
+def exports_dir() -> Path:
+    return settings.DATA_DIR / "exports"
+
+
+def fix_conflict(actor: object) -> str:
+    """Fix This Error: decide who is primary by the stated rules and make it so.
+
+    Rules, in order: the higher epoch is primary; at equal epochs, the site that
+    holds the shared IP; otherwise this site (where the administrator acts).
+    The losing side exports its data before it becomes backup.
+    """
+    from failover.services import HELLO, client_for_state
+
+    state = FailoverState.load()
+    try:
+        with client_for_state(state) as client:
+            hello = client.get(HELLO)
+            mine = (state.epoch, holds_shared_ip(), 1)
+            theirs = (int(hello.get("epoch") or 0), bool(hello.get("holds_shared_ip")), 0)
+            if mine > theirs:
+                if state.role != Role.PRIMARY or theirs[0] >= state.epoch:
+                    promote("Fix This Error: this site wins by the rules.", actor)
+                epoch = FailoverState.load().epoch
+                client.post(ROLE, {"action": "yield", "epoch": epoch})
+                return f"This site is primary (epoch {epoch}); {state.peer_name} is backup."
+            export_data("Fix This Error")
+            if hello.get("role") != Role.PRIMARY:
+                client.post(ROLE, {"action": "become_primary"})
+            else:
+                demote(theirs[0], "Fix This Error: the other site wins by the rules.", actor)
+            return f"{state.peer_name} is primary; this site is backup and its data was exported."
+    except PeerError as error:
+        raise RoleError(
+            f"The conflict can only be fixed while {state.peer_name} answers: {error.message}",
+            reason=error.reason,
+        ) from None

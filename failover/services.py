@@ -44,6 +44,10 @@ BACKUP_SETTINGS_FIELDS = (
     "sync_time",
     "sync_weekday",
     "bandwidth_limit",
+    "automatic_failover",
+    "poll_interval_seconds",
+    "primary_timeout_seconds",
+    "connectivity_test_ips",
 )
 
 
@@ -479,3 +483,41 @@ def accept_backup_settings(values: dict) -> None:
             "failover.backup_settings",
             f"Backup settings from the peer: sync {schedule.describe(settings_)}.",
         )
+
+
+def save_shared_ip(config: SharedIP, actor: object) -> str:
+    """Save this site's shared IP, after checking the peer names the same address.
+
+    An address is shared by one primary and one backup only: two sites naming
+    different addresses would each think they manage "the" shared IP.
+    """
+    state = FailoverState.load()
+    peer_note = ""
+    if state.is_paired and config.address:
+        try:
+            with client_for_state(state) as client:
+                peer_address = client.get(HELLO).get("shared_ip") or ""
+        except PeerError as error:
+            peer_note = (
+                f" The other site could not be asked which address it shares ({error.message})."
+            )
+        else:
+            if peer_address and peer_address != config.address:
+                raise RelationshipError(
+                    f"{state.peer_name} shares {peer_address}, not {config.address}. An address is "
+                    "shared by one primary and one backup only: enter the same address on both "
+                    "sites.",
+                    reason="shared_ip_mismatch",
+                )
+    with transaction.atomic():
+        config.save()
+        AuditEvent.record(
+            actor,
+            "failover.shared_ip",
+            f"Shared IP {'enabled' if config.enabled else 'disabled'}: "
+            f"{config.address or 'no address'} on {config.interface or 'no interface'}.",
+        )
+        from failover import tasks
+
+        transaction.on_commit(lambda: tasks.reconcile_shared_ip.delay())
+    return peer_note

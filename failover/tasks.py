@@ -41,3 +41,15 @@ def reconcile_shared_ip() -> None:
 def announce_shared_ip() -> None:
     """The second burst of gratuitous ARP."""
     roles.announce()
+
+
+@shared_task(ignore_result=True)
+def change_role(action: str, actor: str, flag: bool) -> None:
+    """Become Primary (flag: sync first) or Become Backup (flag: force), from the page."""
+    try:
+        if action == "become_primary":
+            roles.become_primary(actor, sync_first=flag)
+        else:
+            roles.become_backup(actor, force=flag)
+    except roles.RoleError as error:
+        roles.record_refused_change(action, actor, error)

@@ -13,4 +13,10 @@ urlpatterns = [
     path("sync/progress/", views.sync_progress, name="sync_progress"),
     path("syncs/", views.syncs, name="syncs"),
     path("backup-settings/", views.backup_settings, name="backup_settings"),
+    path("shared-ip/", views.shared_ip, name="shared_ip"),
+    path("test-connectivity/", views.test_connectivity, name="test_connectivity"),
+    path("become-primary/", views.become_primary, name="become_primary"),
+    path("become-backup/", views.become_backup, name="become_backup"),
+    path("fix-conflict/", views.fix_conflict, name="fix_conflict"),
+    path("exports/<str:name>", views.export, name="export"),
 ]

@@ -8,24 +8,37 @@ from collections.abc import Iterator
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    JsonResponse,
+    StreamingHttpResponse,
+)
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from appliance.permissions import admin_required
 from appliance.reports import neutralise_formula
-from failover import schedule, services
+from failover import roles, schedule, services, tasks
 from failover.forms import (
     BackupSettingsForm,
+    BecomeBackupForm,
+    BecomePrimaryForm,
     BreakForm,
     EstablishForm,
+    FailoverSettingsForm,
     HistoryFilterForm,
+    SharedIPForm,
     SyncNowForm,
 )
-from failover.models import BackupSettings, FailoverEvent, FailoverState, SyncRun
+from failover.models import BackupSettings, FailoverEvent, FailoverState, SharedIP, SyncRun
 from failover.peer import PeerError
 from failover.sync import progress
+from failover.system import probe
+from failover.system.shared_ip import driver
 from security.models import PreSharedKey
 
 
@@ -39,7 +52,18 @@ def _page_context(**overrides: object) -> dict[str, object]:
         "events": FailoverEvent.objects.all()[:10],
         "plain_http": services.peer_scheme() == "http",
         "settings_form": BackupSettingsForm(instance=backup_settings),
+        "failover_form": FailoverSettingsForm(instance=backup_settings),
         "schedule": schedule.describe(backup_settings),
+        "shared_ip_form": SharedIPForm(instance=SharedIP.load()),
+        "shared_ip_driver": driver(),
+        "shared_ip_error": roles.shared_ip_error(),
+        "holds_shared_ip": roles.holds_shared_ip(),
+        "conflict": services.conflict_reported(),
+        "exports": sorted(p.name for p in roles.exports_dir().glob("*.json"))
+        if roles.exports_dir().exists()
+        else [],
+        "become_primary_form": BecomePrimaryForm(),
+        "become_backup_form": BecomeBackupForm(),
     }
     if state.is_paired:
         context.update(
@@ -74,9 +98,11 @@ def sync_now(request: HttpRequest) -> HttpResponse:
 @require_POST
 @admin_required
 def backup_settings(request: HttpRequest) -> HttpResponse:
-    form = BackupSettingsForm(request.POST, instance=BackupSettings.load())
-    if not form.is_valid():
-        context = _page_context(settings_form=form)
+    instance = BackupSettings.load()
+    form = BackupSettingsForm(request.POST, instance=instance)
+    failover_form = FailoverSettingsForm(request.POST, instance=instance)
+    if not (form.is_valid() and failover_form.is_valid()):
+        context = _page_context(settings_form=form, failover_form=failover_form)
         return render(request, "failover/failover.html", context, status=400)
     peer = services.save_backup_settings(form.instance, request.user)
     messages.success(
@@ -196,3 +222,87 @@ def _csv(events) -> StreamingHttpResponse:
     response = StreamingHttpResponse(rows(), content_type="text/csv")
     response["Content-Disposition"] = f'attachment; filename="status-history-{stamp}.csv"'
     return response
+
+
+@require_POST
+@admin_required
+def shared_ip(request: HttpRequest) -> HttpResponse:
+    form = SharedIPForm(request.POST, instance=SharedIP.load())
+    if not form.is_valid():
+        return render(
+            request, "failover/failover.html", _page_context(shared_ip_form=form), status=400
+        )
+    try:
+        note = services.save_shared_ip(form.instance, request.user)
+    except services.RelationshipError as error:
+        form.add_error("address", error.message)
+        return render(
+            request, "failover/failover.html", _page_context(shared_ip_form=form), status=400
+        )
+    config = form.instance
+    state = "enabled" if config.enabled else "disabled"
+    messages.success(request, f"Shared IP {config.address or ''} {state}.{note}")
+    return redirect("failover:failover")
+
+
+@require_POST
+@admin_required
+def test_connectivity(request: HttpRequest) -> HttpResponse:
+    """The Test button: try each Network Connectivity Test IP now and show the results."""
+    instance = BackupSettings.load()
+    form = FailoverSettingsForm(request.POST, instance=instance)
+    form.is_valid()
+    if form.has_error("connectivity_test_ips"):
+        results = None
+    else:
+        text = form.cleaned_data.get("connectivity_test_ips", "")
+        results = probe.probe([probe.Target.parse(line) for line in text.split()], timeout=1.0)
+    return render(
+        request,
+        "failover/failover.html",
+        _page_context(failover_form=form, connectivity_results=results),
+    )
+
+
+@require_POST
+@admin_required
+def become_primary(request: HttpRequest) -> HttpResponse:
+    form = BecomePrimaryForm(request.POST)
+    sync_first = form.is_valid() and form.cleaned_data["sync_first"]
+    tasks.change_role.delay("become_primary", request.user.get_username(), sync_first)
+    messages.info(
+        request,
+        "Become Primary started"
+        + (": the primary pauses changes while the final sync runs." if sync_first else ".")
+        + " The status history shows each step.",
+    )
+    return redirect("failover:failover")
+
+
+@require_POST
+@admin_required
+def become_backup(request: HttpRequest) -> HttpResponse:
+    form = BecomeBackupForm(request.POST)
+    force = form.is_valid() and form.cleaned_data["force"]
+    tasks.change_role.delay("become_backup", request.user.get_username(), force)
+    messages.info(request, "Become Backup started. The status history shows each step.")
+    return redirect("failover:failover")
+
+
+@require_POST
+@admin_required
+def fix_conflict(request: HttpRequest) -> HttpResponse:
+    try:
+        messages.success(request, roles.fix_conflict(request.user))
+    except roles.RoleError as error:
+        messages.error(request, error.message)
+    return redirect("failover:failover")
+
+
+@admin_required
+def export(request: HttpRequest, name: str) -> FileResponse:
+    """Download a data export made before this site's data was overwritten."""
+    path = roles.exports_dir() / name
+    if "/" in name or not name.endswith(".json") or not path.is_file():
+        raise Http404("No such export.")
+    return FileResponse(path.open("rb"), as_attachment=True, filename=name)

@@ -4,60 +4,97 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('failover', '0003_sync'),
+        ("failover", "0003_sync"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='SharedIP',
+            name="SharedIP",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('enabled', models.BooleanField(default=False, verbose_name='Shared IP')),
-                ('address', models.CharField(blank=True, help_text='With its prefix, e.g. 192.0.2.10/24.', max_length=50)),
-                ('interface', models.CharField(blank=True, help_text='e.g. eth0', max_length=15)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("enabled", models.BooleanField(default=False, verbose_name="Shared IP")),
+                (
+                    "address",
+                    models.CharField(
+                        blank=True, help_text="With its prefix, e.g. 192.0.2.10/24.", max_length=50
+                    ),
+                ),
+                ("interface", models.CharField(blank=True, help_text="e.g. eth0", max_length=15)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
         ),
         migrations.AddField(
-            model_name='backupsettings',
-            name='automatic_failover',
-            field=models.BooleanField(default=False, help_text='The backup polls the primary and takes over when it is down.'),
+            model_name="backupsettings",
+            name="automatic_failover",
+            field=models.BooleanField(
+                default=False,
+                help_text="The backup polls the primary and takes over when it is down.",
+            ),
         ),
         migrations.AddField(
-            model_name='backupsettings',
-            name='connectivity_test_ips',
-            field=models.TextField(blank=True, help_text='One per line: an IP address (ICMP) or address:port (TCP).'),
+            model_name="backupsettings",
+            name="connectivity_test_ips",
+            field=models.TextField(
+                blank=True, help_text="One per line: an IP address (ICMP) or address:port (TCP)."
+            ),
         ),
         migrations.AddField(
-            model_name='backupsettings',
-            name='poll_interval_seconds',
+            model_name="backupsettings",
+            name="poll_interval_seconds",
             field=models.PositiveIntegerField(default=10),
         ),
         migrations.AddField(
-            model_name='backupsettings',
-            name='primary_timeout_seconds',
-            field=models.PositiveIntegerField(default=300, help_text='How long polls may fail before the backup tests its network.'),
+            model_name="backupsettings",
+            name="primary_timeout_seconds",
+            field=models.PositiveIntegerField(
+                default=300,
+                help_text="How long polls may fail before the backup tests its network.",
+            ),
         ),
         migrations.AddField(
-            model_name='failoverstate',
-            name='last_poll_at',
+            model_name="failoverstate",
+            name="last_poll_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='failoverstate',
-            name='primary_failing_since',
+            model_name="failoverstate",
+            name="primary_failing_since",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='failoverstate',
-            name='switching_over',
+            model_name="failoverstate",
+            name="switching_over",
             field=models.BooleanField(default=False),
         ),
         migrations.AlterField(
-            model_name='failoverevent',
-            name='kind',
-            field=models.CharField(choices=[('established', 'Relationship established'), ('broken', 'Relationship broken'), ('peer_unreachable', 'Peer unreachable'), ('peer_reachable', 'Peer reachable again'), ('auth_refused', 'Request refused'), ('role_changed', 'Role changed'), ('key_mismatch', 'Key mismatch'), ('sync_succeeded', 'Full sync completed'), ('sync_failed', 'Sync failed'), ('primary_down', 'Primary not answering'), ('isolated', 'Backup isolated'), ('failover', 'Automatic failover'), ('shared_ip', 'Shared IP'), ('conflict', 'Role conflict'), ('error', 'Error')], db_index=True, max_length=32),
+            model_name="failoverevent",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("established", "Relationship established"),
+                    ("broken", "Relationship broken"),
+                    ("peer_unreachable", "Peer unreachable"),
+                    ("peer_reachable", "Peer reachable again"),
+                    ("auth_refused", "Request refused"),
+                    ("role_changed", "Role changed"),
+                    ("key_mismatch", "Key mismatch"),
+                    ("sync_succeeded", "Full sync completed"),
+                    ("sync_failed", "Sync failed"),
+                    ("primary_down", "Primary not answering"),
+                    ("isolated", "Backup isolated"),
+                    ("failover", "Automatic failover"),
+                    ("shared_ip", "Shared IP"),
+                    ("conflict", "Role conflict"),
+                    ("error", "Error"),
+                ],
+                db_index=True,
+                max_length=32,
+            ),
         ),
     ]
