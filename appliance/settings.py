@@ -60,6 +60,7 @@ MIDDLEWARE = [
     "appliance.middleware.SiteTimeZoneMiddleware",
     "axes.middleware.AxesMiddleware",
     "failover.middleware.BackupRedirectMiddleware",
+    "failover.middleware.SwitchoverMiddleware",
 ]
 
 ROOT_URLCONF = "appliance.urls"

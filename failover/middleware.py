@@ -47,3 +47,45 @@ class BackupRedirectMiddleware:
             f"primary, {primary}{where}; this site receives them by data sync.",
         )
         return redirect("appliance:status")
+
+
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+ALWAYS_OPEN = ("/api/peer/", "/check_health", "/static/", "/logout")
+
+
+class SwitchoverMiddleware:
+    """While Become Primary pulls a final sync, the primary takes no changes.
+
+    Nothing written during the final sync may be lost, so every write is
+    refused with a clear "switching over" answer, and only administrators may
+    log in (to watch or to undo it). Peer calls and health checks go on.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path.startswith(ALWAYS_OPEN) or not FailoverState.load().switching_over:
+            return self.get_response(request)
+        user = getattr(request, "user", None)
+        is_admin = bool(user and user.is_authenticated and user.is_superuser)
+        if request.path == "/login" and request.method == "POST":
+            return self.get_response(request) if _posts_admin(request) else _switching(request)
+        if request.method in SAFE_METHODS and (is_admin or request.path == "/login"):
+            return self.get_response(request)
+        return _switching(request)
+
+
+def _posts_admin(request: HttpRequest) -> bool:
+    from django.contrib.auth.models import User
+
+    name = request.POST.get("username", "")
+    return User.objects.filter(username=name, is_superuser=True, is_active=True).exists()
+
+
+def _switching(request: HttpRequest) -> HttpResponse:
+    from django.shortcuts import render
+
+    response = render(request, "failover/switching_over.html", status=503)
+    response["Retry-After"] = "30"
+    return response

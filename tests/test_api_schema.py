@@ -37,7 +37,7 @@ def test_it_documents_the_command_api_as_xml_for_tokens_only(schema):
     [action] = operation["parameters"]
     assert action["name"] == "action"
     assert action["required"] is True
-    assert action["schema"]["enum"] == ["check_health"]
+    assert action["schema"]["enum"] == ["check_health", "set_failover_role"]
     assert operation["security"] == [{"tokenAuth": []}]
     for status in ("200", "400", "401", "403"):
         assert list(operation["responses"][status]["content"]) == ["application/xml"]

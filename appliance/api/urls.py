@@ -14,4 +14,5 @@ urlpatterns = [
         name="report-recording",
     ),
     path("health/", failover_views.HealthView.as_view(), name="health"),
+    path("failover/role/", failover_views.FailoverRoleView.as_view(), name="failover-role"),
 ]

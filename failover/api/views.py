@@ -6,10 +6,13 @@ peer), so they stay cheap enough to be polled every few seconds.
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.decorators import (
     api_view,
@@ -44,8 +47,61 @@ def check_health(request: Request) -> Response:
     return Response(health_check_element(site_health()), headers=NO_STORE)
 
 
+TRUE_FLAGS = {"1", "true", "yes"}
+
+
+def set_failover_role(request: Request) -> Response:
+    """`set_failover_role`: role=primary|backup, data_sync_first=0|1, force=0|1.
+
+    The change runs in the worker like the page's buttons (a final sync can take a
+    while); the answer says it started, and the status history shows each step.
+    """
+    params = request.query_params
+    role = str(params.get("role", ""))
+    started = start_role_change(
+        role,
+        request.user.get_username(),
+        data_sync_first=str(params.get("data_sync_first", "0")).lower() in TRUE_FLAGS,
+        force=str(params.get("force", "0")).lower() in TRUE_FLAGS,
+    )
+    if isinstance(started, str):
+        return Response(error_element(started), status=400)
+    root = ET.Element("set_failover_role")
+    ET.SubElement(root, "success").text = "1"
+    ET.SubElement(root, "message").text = started.detail
+    return Response(root, status=202, headers=NO_STORE)
+
+
+@dataclass(frozen=True)
+class Started:
+    detail: str
+
+
+def start_role_change(
+    role: str, actor: str, *, data_sync_first: bool, force: bool
+) -> Started | str:
+    """Queue a role change; returns Started, or a sentence saying why the request is wrong."""
+    from failover import tasks
+    from failover.models import FailoverState, Role
+
+    state = FailoverState.load()
+    if role not in (Role.PRIMARY, Role.BACKUP):
+        return f"role must be primary or backup, not {role!r}."
+    if state.role == role:
+        return f"This site is already {role}."
+    if state.role == Role.NONE:
+        return "This site is not paired: establish a relationship first."
+    action = "become_primary" if role == Role.PRIMARY else "become_backup"
+    flag = data_sync_first if role == Role.PRIMARY else force
+    tasks.change_role.delay(action, actor, flag)
+    return Started(f"{action.replace('_', ' ').capitalize()} started; see the status history.")
+
+
 # The Command API's actions by name. Each takes the request and returns the answer.
-COMMANDS: dict[str, Callable[[Request], Response]] = {"check_health": check_health}
+COMMANDS: dict[str, Callable[[Request], Response]] = {
+    "check_health": check_health,
+    "set_failover_role": set_failover_role,
+}
 
 
 class AlwaysXML(BaseContentNegotiation):
@@ -204,3 +260,33 @@ def load_balancer_check(request: Request) -> Response:
     if not health.success:
         body["errors"] = health.public_errors
     return Response(body, status=200 if health.success else 500, headers=NO_STORE)
+
+
+class FailoverRoleSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=["primary", "backup"])
+    data_sync_first = serializers.BooleanField(default=False)
+    force = serializers.BooleanField(default=False)
+
+
+class FailoverRoleView(APIView):
+    """`set_failover_role` as JSON: POST role, data_sync_first, force; 202 when started."""
+
+    @extend_schema(
+        operation_id="set_failover_role",
+        request=FailoverRoleSerializer,
+        responses={202: OpenApiResponse(description="The role change started.")},
+        tags=["failover"],
+    )
+    def post(self, request: Request) -> Response:
+        payload = FailoverRoleSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        started = start_role_change(
+            data["role"],
+            request.user.get_username(),
+            data_sync_first=data["data_sync_first"],
+            force=data["force"],
+        )
+        if isinstance(started, str):
+            return Response({"detail": started}, status=400)
+        return Response({"detail": started.detail}, status=202)

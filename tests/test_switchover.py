@@ -1,0 +1,58 @@
+"""While Become Primary pulls a final sync, the primary takes no changes."""
+
+import pytest
+from django.urls import reverse
+
+from appliance.models import Report
+from failover.models import FailoverState, Role
+from tests.conftest import DEFAULT_PASSWORD
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def switching(db):
+    state = FailoverState.load()
+    state.establish(
+        Role.PRIMARY, epoch=1, peer_name="site-b", peer_host="192.0.2.20", peer_port=443,
+        peer_scheme="https", peer_fingerprint="",
+    )  # fmt: skip
+    FailoverState.objects.filter(pk=1).update(switching_over=True)
+
+
+def test_a_non_administrator_cannot_log_in_and_sees_why(anon_client, regular_user, switching):
+    response = anon_client.post(
+        "/login", {"username": regular_user.username, "password": DEFAULT_PASSWORD}
+    )
+    assert response.status_code == 503
+    assert "Switching over" in response.content.decode()
+    assert response["Retry-After"] == "30"
+
+
+def test_an_administrator_can_log_in_and_look(anon_client, admin_user, switching):
+    response = anon_client.post("/login", {"username": "admin", "password": DEFAULT_PASSWORD})
+    assert response.status_code == 302
+    assert anon_client.get(reverse("appliance:status")).status_code == 200
+
+
+def test_no_write_is_accepted_even_from_an_administrator(admin_client, switching):
+    response = admin_client.post(reverse("appliance:configuration"), {"site_name": "Changed"})
+    assert response.status_code == 503
+    token_response = admin_client.post(
+        "/api/v1/reports/",
+        {"representative": "r", "customer_name": "c", "started_at": "2026-01-01T00:00:00Z",
+         "outcome": "resolved"},
+        content_type="application/json",
+    )  # fmt: skip
+    assert token_response.status_code == 503
+    assert not Report.objects.exists()
+
+
+def test_signed_in_users_without_administrative_rights_see_the_switching_page(
+    user_client, switching
+):
+    assert user_client.get(reverse("appliance:reports:list")).status_code == 503
+
+
+def test_health_checks_still_answer(anon_client, switching):
+    assert anon_client.get("/check_health").status_code in (200, 500)
