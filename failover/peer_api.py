@@ -11,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from appliance.models import Report
-from failover import roles, services
+from failover import roles, services, tasks
 from failover.models import BackupSettings, FailoverState, Role, SyncRun
 from failover.sync import stream
 from security import signing
@@ -168,6 +168,7 @@ class RoleSerializer(serializers.Serializer):
         choices=["freeze", "thaw", "step_down", "yield", "become_primary"]
     )
     epoch = serializers.IntegerField(min_value=1, required=False)
+    sync_first = serializers.BooleanField(default=False)
 
 
 class RoleView(PeerAPIView):
@@ -197,7 +198,13 @@ class RoleView(PeerAPIView):
                     roles.export_data(f"{state.peer_name} won the role conflict")
                 roles.demote(epoch, f"{state.peer_name} is taking over.", peer)
             else:
-                roles.become_primary(peer, sync_first=False)
+                if state.role != Role.BACKUP:
+                    raise roles.RoleError(f"This site is {state.role}.", reason="not_backup")
+                # The handover may wait for a final sync: the worker does it, not this request.
+                tasks.change_role.delay(
+                    "become_primary", peer, payload.validated_data["sync_first"]
+                )
+                return Response(services.identity(), status=status.HTTP_202_ACCEPTED)
         except roles.RoleError as error:
             return Response(
                 {"reason": error.reason, "detail": error.message}, status=status.HTTP_409_CONFLICT

@@ -279,11 +279,12 @@ def _wait_for_release(client: object) -> None:
     )
 
 
-def become_backup(actor: object, *, force: bool) -> str:
+def become_backup(actor: object, *, force: bool, sync_first: bool = False) -> str:
     """On the primary: hand the primary role to the peer, or with `force` step down alone.
 
-    The peer does the handover as in Become Primary: it asks this site to step
-    down, waits until this site has released the shared IP, then takes over.
+    The peer's worker does the handover as in Become Primary (with a final sync
+    first if asked): it asks this site to step down, waits until this site has
+    released the shared IP, then takes over.
     """
     from failover.services import client_for_state
 
@@ -294,7 +295,7 @@ def become_backup(actor: object, *, force: bool) -> str:
         )
     try:
         with client_for_state(state) as client:
-            client.post(ROLE, {"action": "become_primary"})
+            client.post(ROLE, {"action": "become_primary", "sync_first": sync_first})
     except PeerError as error:
         if not force:
             raise RoleError(
@@ -305,7 +306,10 @@ def become_backup(actor: object, *, force: bool) -> str:
         epoch = max(state.epoch, state.peer_epoch or 0) + 1
         demote(epoch, f"Become Backup (forced) by {getattr(actor, 'username', actor)}.", actor)
         return f"This site is now backup. The other site could not be told: {error.message}"
-    return f"This site is now backup; {state.peer_name} is primary."
+    return (
+        f"{state.peer_name} is taking over: it asks this site to step down and release the "
+        "shared IP, then becomes primary. The status history shows each step."
+    )
 
 
 def record_refused_change(action: str, actor: object, error: RoleError) -> None:

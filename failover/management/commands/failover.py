@@ -11,10 +11,11 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from appliance.validators import validate_host
-from failover import services
-from failover.models import FailoverState, Role, SyncRun
+from failover import monitor, readiness, roles, services
+from failover.models import BackupSettings, FailoverState, Role, SyncRun
 from failover.peer import PeerError
 from failover.status import site_status
+from failover.system import probe
 from security.services import set_key
 
 
@@ -47,6 +48,20 @@ class Command(BaseCommand):
             "--wait", action="store_true", help="On the backup: wait until the sync ends."
         )
         sync.add_argument("--timeout", type=int, default=900, help="Seconds --wait waits.")
+        primary = sub.add_parser("become-primary", help="On the backup: become primary.")
+        primary.add_argument(
+            "--sync-first", action="store_true", help="Pull a final sync from the primary first."
+        )
+        backup = sub.add_parser("become-backup", help="On the primary: hand the role over.")
+        backup.add_argument(
+            "--force", action="store_true", help="Step down even if the peer cannot be reached."
+        )
+        backup.add_argument(
+            "--sync-first", action="store_true", help="The other site pulls a final sync first."
+        )
+        sub.add_parser("test-connectivity", help="Test the Network Connectivity Test IPs now.")
+        check = sub.add_parser("check", help="Would failover work right now?")
+        check.add_argument("--json", action="store_true")
         breaking = sub.add_parser("break", help="Break the relationship; both sites become none.")
         breaking.add_argument(
             "--force", action="store_true", help="Break here even if the peer cannot be told."
@@ -142,6 +157,44 @@ class Command(BaseCommand):
             f"Sync #{run.pk} succeeded: {run.records} records, {run.bytes} bytes, "
             f"{run.files} files{' (full)' if run.full else ''}."
         )
+
+    def handle_become_primary(self, options: dict) -> None:
+        try:
+            self.stdout.write(roles.become_primary("cli", sync_first=options["sync_first"]))
+        except roles.RoleError as error:
+            raise CommandError(error.message) from None
+
+    def handle_become_backup(self, options: dict) -> None:
+        try:
+            self.stdout.write(
+                roles.become_backup("cli", force=options["force"], sync_first=options["sync_first"])
+            )
+        except roles.RoleError as error:
+            raise CommandError(error.message) from None
+
+    def handle_test_connectivity(self, options: dict) -> None:
+        targets = monitor.test_targets(BackupSettings.load())
+        if not targets:
+            raise CommandError("No Network Connectivity Test IPs are configured.")
+        results = probe.probe(targets)
+        for result in results:
+            state = "reachable" if result.reachable else "UNREACHABLE"
+            rtt = f" {result.rtt_ms} ms" if result.rtt_ms is not None else ""
+            self.stdout.write(f"{result.target!s:<24}{state}{rtt} ({result.detail})")
+        if not any(result.reachable for result in results):
+            raise CommandError("None of the test IPs answered: this site would not fail over.")
+
+    def handle_check(self, options: dict) -> None:
+        found = readiness.checks()
+        if options["json"]:
+            self.stdout.write(json.dumps([check.as_dict() for check in found], indent=2))
+        else:
+            for check in found:
+                self.stdout.write(
+                    f"{'ok  ' if check.ok else 'FAIL'} {check.name:<20}{check.detail}"
+                )
+        if not all(check.ok for check in found):
+            raise CommandError("Failover would not work right now: see the failed checks.")
 
     def handle_set_key(self, options: dict) -> None:
         if sys.stdin.isatty():
