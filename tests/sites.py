@@ -137,7 +137,7 @@ class Site:
 
     def shell(self, code: str) -> str:
         """Run Python in the site's Django (manage.py shell -c); returns what it printed."""
-        return self.manage("shell", "-c", code).stdout
+        return self.manage("shell", "--no-imports", "-c", code).stdout
 
     def dump(self, *labels: str) -> list[dict[str, Any]]:
         """The site's rows of `labels`, natural keys for relations, sorted for comparison."""
