@@ -216,6 +216,19 @@ CELERY_BEAT_SCHEDULE["reconcile-shared-ip"] = {
 # This site's own web address, for the primary's fencing check (set by runsite).
 WEB_SELF_URL = config.env_str("WEB_SELF_URL", "")
 
+# Alerts go out by e-mail through these; without EMAIL_HOST they are written to
+# files in $APPLIANCE_DATA_DIR/mail, so nothing is lost on a machine without mail.
+EMAIL_HOST = config.env_str("EMAIL_HOST", "")
+EMAIL_PORT = config.env_int("EMAIL_PORT", 25, minimum=1, maximum=65535)
+EMAIL_HOST_USER = config.env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = config.env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = config.env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = config.env_str("DEFAULT_FROM_EMAIL", f"appliance@{APPLIANCE_NAME}")
+if not EMAIL_HOST:
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_FILE_PATH = DATA_DIR / "mail"
+
 LOG_LEVEL = config.env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
 LOGGING = {
     "version": 1,

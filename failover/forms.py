@@ -6,10 +6,17 @@ import ipaddress
 from crispy_forms.helper import FormHelper
 from crispy_forms.layout import Div, Fieldset, Layout, Submit
 from django import forms
+from django.core.validators import validate_email
 
 from appliance.reports import start_of_day
 from appliance.validators import validate_host
-from failover.models import BANDWIDTH_CHOICES, BackupSettings, FailoverEvent, SharedIP
+from failover.models import (
+    BANDWIDTH_CHOICES,
+    AlertSettings,
+    BackupSettings,
+    FailoverEvent,
+    SharedIP,
+)
 from failover.system.probe import Target
 
 
@@ -333,3 +340,37 @@ class BecomeBackupForm(forms.Form):
         required=False,
         label="Force: step down even if the other site cannot be reached",
     )
+
+
+class AlertSettingsForm(forms.ModelForm):
+    webhook_url = forms.URLField(
+        required=False,
+        assume_scheme="https",
+        label="Webhook URL",
+        help_text="Receives a JSON POST for each alert.",
+    )
+
+    class Meta:
+        model = AlertSettings
+        fields = ["email_recipients", "webhook_url"]
+        labels = {"email_recipients": "E-mail recipients", "webhook_url": "Webhook URL"}
+        widgets = {"email_recipients": forms.Textarea(attrs={"rows": 2})}
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.helper = FormHelper()
+        self.helper.form_tag = False
+
+    def clean_email_recipients(self) -> str:
+        addresses = self.cleaned_data["email_recipients"].split()
+        wrong = []
+        for address in addresses:
+            try:
+                validate_email(address)
+            except forms.ValidationError:
+                wrong.append(address)
+        if wrong:
+            raise forms.ValidationError(
+                f"Not an e-mail address: {', '.join(wrong)}. Enter one address per line."
+            )
+        return "\n".join(addresses)

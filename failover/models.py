@@ -260,6 +260,14 @@ class FailoverEvent(models.Model):
         WARNING = "warning", "Warning"
         DANGER = "danger", "Problem"
 
+    # Kinds that alert the administrators (e-mail and webhook).
+    ALERTED = frozenset(
+        {
+            "failover", "role_changed", "conflict", "sync_failed", "isolated", "auth_refused",
+            "key_mismatch",
+        }
+    )  # fmt: skip
+
     at = models.DateTimeField(default=timezone.now, db_index=True)
     kind = models.CharField(max_length=32, choices=Kind.choices, db_index=True)
     severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.INFO)
@@ -289,7 +297,7 @@ class FailoverEvent(models.Model):
         at: datetime | None = None,
     ) -> FailoverEvent:
         name = getattr(actor, "username", None) or (actor if isinstance(actor, str) else "system")
-        return cls.objects.create(
+        event = cls.objects.create(
             kind=kind,
             message=message,
             severity=severity,
@@ -298,6 +306,11 @@ class FailoverEvent(models.Model):
             epoch=FailoverState.load().epoch,
             at=at or timezone.now(),
         )
+        if kind in cls.ALERTED:
+            from failover import alerts
+
+            alerts.notify(event)
+        return event
 
 
 class ChangeLog(models.Model):
@@ -580,3 +593,26 @@ class BackupSettings(models.Model):
     @classmethod
     def load(cls) -> BackupSettings:
         return cls.objects.filter(pk=1).first() or cls(pk=1)
+
+
+class AlertSettings(models.Model):
+    """Who hears about failovers, role changes, conflicts, sync failures and isolation."""
+
+    email_recipients = models.TextField(blank=True, help_text="One e-mail address per line.")
+    webhook_url = models.URLField(blank=True, help_text="Receives a JSON POST for each alert.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return "alert settings"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        self.pk = 1
+        super().save(*args, **kwargs)
+
+    @classmethod
+    def load(cls) -> AlertSettings:
+        return cls.objects.filter(pk=1).first() or cls(pk=1)
+
+    @property
+    def recipients(self) -> list[str]:
+        return self.email_recipients.split()

@@ -2,7 +2,8 @@
 
 from celery import shared_task
 
-from failover import monitor, roles, services
+from failover import alerts, monitor, roles, services
+from failover.models import FailoverEvent
 from failover.sync import runs
 
 
@@ -53,3 +54,11 @@ def change_role(action: str, actor: str, flag: bool) -> None:
             roles.become_backup(actor, force=flag)
     except roles.RoleError as error:
         roles.record_refused_change(action, actor, error)
+
+
+@shared_task(ignore_result=True)
+def send_alert(event_id: int) -> None:
+    """E-mail and webhook for one event of the status history."""
+    event = FailoverEvent.objects.filter(pk=event_id).first()
+    if event is not None:
+        alerts.deliver(event)

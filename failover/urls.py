@@ -18,5 +18,6 @@ urlpatterns = [
     path("become-primary/", views.become_primary, name="become_primary"),
     path("become-backup/", views.become_backup, name="become_backup"),
     path("fix-conflict/", views.fix_conflict, name="fix_conflict"),
+    path("alerts/", views.alert_settings, name="alerts"),
     path("exports/<str:name>", views.export, name="export"),
 ]

@@ -20,10 +20,12 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from appliance.models import AuditEvent
 from appliance.permissions import admin_required
 from appliance.reports import neutralise_formula
-from failover import roles, schedule, services, tasks
+from failover import alerts, roles, schedule, services, tasks
 from failover.forms import (
+    AlertSettingsForm,
     BackupSettingsForm,
     BecomeBackupForm,
     BecomePrimaryForm,
@@ -34,7 +36,14 @@ from failover.forms import (
     SharedIPForm,
     SyncNowForm,
 )
-from failover.models import BackupSettings, FailoverEvent, FailoverState, SharedIP, SyncRun
+from failover.models import (
+    AlertSettings,
+    BackupSettings,
+    FailoverEvent,
+    FailoverState,
+    SharedIP,
+    SyncRun,
+)
 from failover.peer import PeerError
 from failover.sync import progress
 from failover.system import probe
@@ -63,6 +72,7 @@ def _page_context(**overrides: object) -> dict[str, object]:
         if roles.exports_dir().exists()
         else [],
         "become_primary_form": BecomePrimaryForm(),
+        "alerts_form": AlertSettingsForm(instance=AlertSettings.load()),
         "become_backup_form": BecomeBackupForm(),
     }
     if state.is_paired:
@@ -306,3 +316,24 @@ def export(request: HttpRequest, name: str) -> FileResponse:
     if "/" in name or not name.endswith(".json") or not path.is_file():
         raise Http404("No such export.")
     return FileResponse(path.open("rb"), as_attachment=True, filename=name)
+
+
+@require_POST
+@admin_required
+def alert_settings(request: HttpRequest) -> HttpResponse:
+    form = AlertSettingsForm(request.POST, instance=AlertSettings.load())
+    if not form.is_valid():
+        return render(
+            request, "failover/failover.html", _page_context(alerts_form=form), status=400
+        )
+    form.save()
+    AuditEvent.record(request.user, "failover.alerts", "Alert recipients changed.")
+    if "test" in request.POST:
+        problems = alerts.send_test(request.user)
+        for problem in problems:
+            messages.error(request, problem)
+        if not problems:
+            messages.success(request, "Alert settings saved and a test alert sent.")
+    else:
+        messages.success(request, "Alert settings saved.")
+    return redirect("failover:failover")
