@@ -6,6 +6,10 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
+# Shared fixtures: a real embedded Redis (one per session) and a healthy site.
+from tests.health_fixtures import healthy_site  # noqa: F401
+from tests.redis_fixture import peer_redis, redis_server  # noqa: F401
+
 DEFAULT_PASSWORD = "correct horse battery staple 42"
 
 

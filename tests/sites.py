@@ -30,7 +30,17 @@ from urllib.parse import urlsplit, urlunsplit
 from tests.certs import Certificate, make_server_certificate
 
 ROOT = Path(__file__).resolve().parent.parent
-_redis_numbers = itertools.count(1)
+_redis_numbers = itertools.count()
+# Redis has databases 0-15; 0 is the in-process tests'. Each pytest-xdist
+# worker gets its own three, so sites of parallel tests never share a broker.
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+REDIS_SLOTS_PER_WORKER = 3
+
+
+def _redis_database() -> int:
+    return (
+        1 + (_WORKER * REDIS_SLOTS_PER_WORKER + next(_redis_numbers) % REDIS_SLOTS_PER_WORKER) % 15
+    )
 
 
 def free_port() -> int:
@@ -105,7 +115,7 @@ class Site:
             import redis
 
             parts = urlsplit(redis_url)
-            url = urlunsplit(parts._replace(path=f"/{next(_redis_numbers) % 16}"))
+            url = urlunsplit(parts._replace(path=f"/{_redis_database()}"))
             redis.Redis.from_url(url).flushdb()
             self.env["REDIS_URL"] = url
 

@@ -23,8 +23,6 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import FailureGroup
 
-from tests.health_fixtures import healthy_site, peer_redis, redis_server  # noqa: F401
-
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.health_test_urls")]
 
 OPENAPI_JSON = "application/vnd.oai.openapi+json"
@@ -32,7 +30,7 @@ EXAMPLES_PER_OPERATION = 25
 
 
 @pytest.fixture
-def site_api(healthy_site, settings, tmp_path) -> Iterator[schemathesis.BaseSchema]:  # noqa: F811
+def site_api(healthy_site, settings, tmp_path) -> Iterator[schemathesis.BaseSchema]:
     # Slow examples must not let the heartbeats go stale halfway through the run.
     settings.HEARTBEAT_SECONDS = 3600
     settings.MEDIA_ROOT = tmp_path / "media"

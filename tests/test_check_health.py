@@ -12,7 +12,7 @@ from appliance.models import Heartbeat
 from failover import health
 from failover.models import FailoverState, Role
 from failover.peer import PeerClient
-from tests.health_fixtures import healthy_site, make_heartbeat, peer_redis, redis_server  # noqa: F401
+from tests.health_fixtures import make_heartbeat
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.health_test_urls")]
 

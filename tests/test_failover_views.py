@@ -21,7 +21,6 @@ from failover.models import BackupSettings, FailoverEvent, FailoverState, Role, 
 from failover.sync import progress
 from security import services as security_services
 from tests.conftest import make_user
-from tests.redis_fixture import peer_redis, redis_server  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 

@@ -13,7 +13,7 @@ from appliance.models import Heartbeat
 from appliance.version import SOFTWARE_VERSION
 from failover.models import FailoverState, Role
 from tests.conftest import make_user
-from tests.health_fixtures import healthy_site, make_heartbeat, peer_redis, redis_server  # noqa: F401
+from tests.health_fixtures import make_heartbeat
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.health_test_urls")]
 

@@ -14,7 +14,6 @@ from appliance.models import AuditEvent, SiteSettings
 from failover.models import FailoverEvent
 from security import signing
 from security.models import PreSharedKey
-from tests.redis_fixture import peer_redis, redis_server  # noqa: F401
 
 KEY = "a long shared passphrase 1234"
 OTHER_KEY = "somebody else's passphrase 5678"

@@ -18,7 +18,6 @@ from failover.peer import PeerClient, PeerError, fetch_certificate_fingerprint
 from security import signing
 from security.models import PreSharedKey
 from tests.certs import Certificate, make_ca, make_server_certificate
-from tests.redis_fixture import peer_redis, redis_server  # noqa: F401
 
 PSK = "a long shared passphrase 1234"
 KEY = signing.PeerKey.from_psk(PSK)

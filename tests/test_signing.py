@@ -13,7 +13,6 @@ from requests.structures import CaseInsensitiveDict
 
 from security import nonces, signing
 from security.models import PreSharedKey
-from tests.redis_fixture import peer_redis, redis_server  # noqa: F401
 
 PSK = "a long shared passphrase 1234"
 KEY = signing.PeerKey.from_psk(PSK)
@@ -170,7 +169,7 @@ def test_it_refuses_a_signature_from_further_in_the_future_than_the_skew():
     )
 
 
-def test_it_refuses_a_replayed_request_and_remembers_the_nonce_for_twice_the_skew(peer_redis):  # noqa: F811
+def test_it_refuses_a_replayed_request_and_remembers_the_nonce_for_twice_the_skew(peer_redis):
     prepared = outgoing(nonce="a-fixed-nonce-for-this-test")
     signing.verify_request(incoming(prepared), KEY)
     assert refusal(signing.verify_request, incoming(prepared), KEY).reason == "replayed"

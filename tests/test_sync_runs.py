@@ -12,7 +12,6 @@ from kombu.exceptions import OperationalError
 from failover.models import SyncRun
 from failover.sync import progress, runs
 from failover.sync.throttle import Throttle
-from tests.redis_fixture import peer_redis, redis_server  # noqa: F401
 
 WORKER_STOPPED = "The worker stopped during this sync; the backup's data was left as it was."
 Status = SyncRun.Status
