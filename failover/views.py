@@ -73,7 +73,7 @@ def _page_context(**overrides: object) -> dict[str, object]:
         else [],
         "become_primary_form": BecomePrimaryForm(),
         "alerts_form": AlertSettingsForm(instance=AlertSettings.load()),
-        "become_backup_form": BecomeBackupForm(),
+        "become_backup_form": BecomeBackupForm(prefix="become_backup"),
     }
     if state.is_paired:
         context.update(
@@ -292,7 +292,7 @@ def become_primary(request: HttpRequest) -> HttpResponse:
 @require_POST
 @admin_required
 def become_backup(request: HttpRequest) -> HttpResponse:
-    form = BecomeBackupForm(request.POST)
+    form = BecomeBackupForm(request.POST, prefix="become_backup")
     force = form.is_valid() and form.cleaned_data["force"]
     tasks.change_role.delay("become_backup", request.user.get_username(), force)
     messages.info(request, "Become Backup started. The status history shows each step.")
