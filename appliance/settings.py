@@ -213,6 +213,10 @@ CELERY_BEAT_SCHEDULE["reconcile-shared-ip"] = {
     "schedule": float(PEER_CHECK_SECONDS),
     "options": {"expires": PEER_CHECK_SECONDS},
 }
+CELERY_BEAT_SCHEDULE["prune-change-log"] = {
+    "task": "failover.tasks.prune_change_log",
+    "schedule": 24 * 3600.0,
+}
 # This site's own web address, for the primary's fencing check (set by runsite).
 WEB_SELF_URL = config.env_str("WEB_SELF_URL", "")
 

@@ -4,7 +4,7 @@ from celery import shared_task
 
 from failover import alerts, monitor, roles, services
 from failover.models import FailoverEvent
-from failover.sync import runs
+from failover.sync import changelog, runs
 
 
 @shared_task(ignore_result=True)
@@ -62,3 +62,9 @@ def send_alert(event_id: int) -> None:
     event = FailoverEvent.objects.filter(pk=event_id).first()
     if event is not None:
         alerts.deliver(event)
+
+
+@shared_task(ignore_result=True)
+def prune_change_log() -> None:
+    """Daily: forget change-log rows older than a month."""
+    changelog.prune()

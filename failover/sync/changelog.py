@@ -8,7 +8,9 @@ primary already knows what changed on it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+import datetime as dt
+from collections.abc import Iterable, Iterator
 
 from django.contrib.auth.models import Group, User
 from django.db.models import Model
@@ -51,6 +53,46 @@ def _m2m_changed(
         # group.user_set.add(...): the users changed, seen from the group's side.
         owner = User if sender in (User.groups.through, User.user_permissions.through) else Group
         record(owner, pk_set)
+
+
+@contextlib.contextmanager
+def paused() -> Iterator[None]:
+    """Stop logging while a sync applies the primary's rows on the backup.
+
+    Those rows are the primary's changes, not this site's; and without delete
+    receivers Django deletes a whole table with one statement instead of loading
+    every row first.
+    """
+    disconnect()
+    try:
+        yield
+    finally:
+        connect()
+
+
+def disconnect() -> None:
+    for model in BY_MODEL:
+        post_save.disconnect(sender=model, dispatch_uid=f"changelog-save-{model.__name__}")
+        post_delete.disconnect(sender=model, dispatch_uid=f"changelog-delete-{model.__name__}")
+    for through in (User.groups.through, User.user_permissions.through, Group.permissions.through):
+        m2m_changed.disconnect(sender=through, dispatch_uid=f"changelog-m2m-{through.__name__}")
+
+
+def prune(keep_days: int = 30) -> int:
+    """Forget log rows older than `keep_days`; a backup whose cursor is older resyncs fully."""
+    from django.db.models import Max
+    from django.utils import timezone
+
+    from failover.models import SyncSource
+
+    old = ChangeLog.objects.filter(at__lt=timezone.now() - dt.timedelta(days=keep_days))
+    horizon = old.aggregate(last=Max("id"))["last"]
+    if horizon is None:
+        return 0
+    source = SyncSource.load()
+    SyncSource.objects.filter(pk=source.pk).update(horizon=max(source.horizon, horizon))
+    deleted, _ = ChangeLog.objects.filter(id__lte=horizon).delete()
+    return deleted
 
 
 def connect() -> None:

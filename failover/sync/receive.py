@@ -33,7 +33,7 @@ from django.utils import timezone
 from appliance.models import Report
 from failover.models import BackupSettings, FailoverState, Role, SyncCursor, SyncRun
 from failover.peer import PeerClient, PeerError
-from failover.sync import codec
+from failover.sync import changelog, codec
 from failover.sync.progress import Progress
 from failover.sync.stream import FORMAT
 from failover.sync.throttle import Throttle
@@ -249,7 +249,7 @@ def _apply(received: Received, progress: Progress) -> list[str]:
     """Apply the verified change set in one transaction. Returns files to remove afterwards."""
     header = received.header
     removed: list[str] = []
-    with transaction.atomic():
+    with transaction.atomic(), changelog.paused():
         if header["full"]:
             removed += _wipe()
         permissions = codec.PermissionMap()

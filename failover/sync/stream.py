@@ -10,6 +10,7 @@ anything else.
 
 from __future__ import annotations
 
+import datetime as dt
 import hmac
 import json
 from collections.abc import Iterator
@@ -59,8 +60,17 @@ class Plan:
         return changes.values("model", "key").distinct().count()
 
 
+class _Encoder(DjangoJSONEncoder):
+    """Django's encoder, but times keep their microseconds (it rounds to milliseconds)."""
+
+    def default(self, o: object) -> object:
+        if isinstance(o, dt.datetime | dt.time):
+            return o.isoformat()
+        return super().default(o)
+
+
 def _line(value: dict) -> bytes:
-    return json.dumps(value, cls=DjangoJSONEncoder, separators=(",", ":")).encode() + b"\n"
+    return json.dumps(value, cls=_Encoder, separators=(",", ":")).encode() + b"\n"
 
 
 def records(plan: Plan) -> Iterator[dict]:

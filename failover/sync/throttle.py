@@ -29,7 +29,11 @@ class Throttle:
         self._last = clock()
 
     def consume(self, size: int) -> None:
-        """Account for `size` bytes just read, sleeping as long as the limit requires."""
+        """Account for `size` bytes just read, sleeping as long as the limit requires.
+
+        A debt is paid by sleeping but kept on the books: time a sleep overshoots
+        is credited at the next call, so oversleeping does not lower the rate.
+        """
         if self.rate is None:
             return
         now = self._clock()
@@ -37,7 +41,4 @@ class Throttle:
         self._last = now
         self._tokens -= size
         if self._tokens < 0:
-            wait = -self._tokens / self.rate
-            self._sleep(wait)
-            self._last = self._clock()
-            self._tokens = 0.0
+            self._sleep(-self._tokens / self.rate)
