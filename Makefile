@@ -1,6 +1,9 @@
 # The two commands of the README: `make run` and `make test`.
 PYTHON ?= python3
 VENV := .venv
+# Most tests wait on real sites (sockets, workers, timers), so they run well
+# in parallel even on two cores; each test file stays on one worker.
+TEST_WORKERS ?= 4
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
@@ -28,7 +31,7 @@ check: install
 test: install
 	tests/setup-browser
 	$(MAKE) --no-print-directory lint check
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 clean:
 	rm -rf var $(VENV)

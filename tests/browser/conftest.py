@@ -26,8 +26,15 @@ CHROMIUM_ARGS = [
 ADMIN_PASSWORD = "browser admin password 1"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
+    """One chromium per test module.
+
+    Playwright's sync API runs an event loop in this thread while it is open;
+    closing it with the module keeps that loop away from the in-process tests
+    that pytest-xdist may run next in the same worker (Django refuses ORM calls
+    under a running loop).
+    """
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"{CHROMIUM} is missing: run tests/setup-browser as root to install chromium")
     from playwright.sync_api import sync_playwright
