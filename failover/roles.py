@@ -116,6 +116,16 @@ def reconcile() -> str:
     try:
         have = driver().holds(shared)
         if want and not have:
+            if _peer_is_primary(state):
+                return "the peer is primary: not claiming the address"
+            holder = driver().other_holder(shared)
+            if holder:
+                FailoverEvent.record(
+                    FailoverEvent.Kind.CONFLICT,
+                    f"Another machine ({holder}) answers for {shared.ip} as "
+                    f"{settings.APPLIANCE_NAME} takes it: the old holder must release it.",
+                    severity=FailoverEvent.Severity.DANGER,
+                )
             driver().add(shared)
             sent = driver().announce(shared)
             from failover import tasks
@@ -134,6 +144,27 @@ def reconcile() -> str:
         return f"error: {error}"
     _set_error("")
     return done
+
+
+def _peer_is_primary(state: FailoverState) -> bool:
+    """Before claiming the address (e.g. after a restart), ask the peer who is primary.
+
+    A peer that is primary under an epoch at least ours wins; this site settles
+    its role instead of taking the address. An unreachable peer cannot object.
+    """
+    from failover.services import HELLO, client_for_state, settle_roles
+
+    if not state.is_paired:
+        return False
+    try:
+        with client_for_state(state) as client:
+            hello = client.get(HELLO)
+    except PeerError:
+        return False
+    if hello.get("role") == Role.PRIMARY and int(hello.get("epoch") or 0) >= state.epoch:
+        settle_roles(state, hello)
+        return True
+    return False
 
 
 def announce() -> int:

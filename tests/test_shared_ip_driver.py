@@ -91,3 +91,22 @@ def test_a_shared_address_reads_as_address_and_interface():
     shared = SharedAddress.parse("198.51.100.50/24", "eth0")
     assert str(shared) == "198.51.100.50/24 on eth0"
     assert shared.ip == "198.51.100.50"
+
+
+def test_duplicate_address_detection_sees_another_holder(lab):
+    site, client = lab
+    drive(site, "add")
+    found = client.python(
+        "from failover.system.shared_ip import LinuxDriver, SharedAddress\n"
+        f"print(LinuxDriver().other_holder(SharedAddress.parse({SHARED!r}, 'c0')))"
+    ).strip()
+    assert found == site.mac("a0")
+
+
+def test_duplicate_address_detection_finds_no_one_for_a_free_address(lab):
+    _site, client = lab
+    found = client.python(
+        "from failover.system.shared_ip import LinuxDriver, SharedAddress\n"
+        f"print(LinuxDriver().other_holder(SharedAddress.parse({SHARED!r}, 'c0'), timeout=0.5))"
+    ).strip()
+    assert found == "None"

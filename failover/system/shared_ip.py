@@ -14,6 +14,7 @@ import ipaddress
 import json
 import socket
 import struct
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -58,6 +59,8 @@ class Driver(Protocol):
     def remove(self, shared: SharedAddress) -> None: ...
 
     def announce(self, shared: SharedAddress, count: int = 3) -> int: ...
+
+    def other_holder(self, shared: SharedAddress, timeout: float = 1.0) -> str | None: ...
 
 
 def _problem(action: str, shared: SharedAddress, error: BaseException) -> SharedIPError:
@@ -131,6 +134,36 @@ class LinuxDriver:
                 if error.code not in (errno.EADDRNOTAVAIL, errno.ENOENT):
                     raise _problem("remove", shared, error) from None
 
+    def other_holder(self, shared: SharedAddress, timeout: float = 1.0) -> str | None:
+        """Duplicate address detection: the MAC of another machine answering for the address.
+
+        Sends ARP probes and listens for replies for `timeout` seconds (IPv4 only).
+        """
+        if shared.interface.version != 4:
+            return None
+        wanted = socket.inet_aton(shared.ip)
+        try:
+            with socket.socket(
+                socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ARP_ETHERTYPE)
+            ) as raw:
+                raw.bind((shared.device, 0))
+                mac = raw.getsockname()[4][:6]
+                raw.settimeout(0.1)
+                deadline = time.monotonic() + timeout
+                raw.send(arp_probe(mac, shared.ip))
+                while time.monotonic() < deadline:
+                    try:
+                        frame = raw.recv(128)
+                    except TimeoutError:
+                        continue
+                    sender_mac, sender_ip = frame[22:28], frame[28:32]
+                    is_reply = frame[20:22] == b"\x00\x02"
+                    if is_reply and sender_ip == wanted and sender_mac != mac:
+                        return sender_mac.hex(":")
+        except OSError as error:
+            raise _problem("probe for", shared, error) from None
+        return None
+
     def announce(self, shared: SharedAddress, count: int = 3) -> int:
         """Send `count` gratuitous ARP requests for an IPv4 address; returns how many went."""
         if shared.interface.version != 4:
@@ -147,6 +180,14 @@ class LinuxDriver:
         except OSError as error:
             raise _problem("announce", shared, error) from None
         return count
+
+
+def arp_probe(mac: bytes, ip: str) -> bytes:
+    """An ARP probe (RFC 5227): who has `ip`? asked with sender address 0.0.0.0."""
+    address = socket.inet_aton(ip)
+    header = BROADCAST + mac + struct.pack("!H", ARP_ETHERTYPE)
+    arp = struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + mac + b"\x00" * 4 + b"\x00" * 6 + address
+    return header + arp
 
 
 def gratuitous_arp(mac: bytes, ip: str) -> bytes:
@@ -190,6 +231,9 @@ class RecordingDriver:
 
     def announce(self, shared: SharedAddress, count: int = 3) -> int:
         return 0
+
+    def other_holder(self, shared: SharedAddress, timeout: float = 1.0) -> str | None:
+        return None
 
 
 def driver() -> Driver:
