@@ -8,15 +8,14 @@ ids differ between databases.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import Group, Permission, User
 from django.core.files.storage import default_storage
-from django.db import models
+from django.db import connection, models
 
 from appliance.models import Report, SiteSettings
 
@@ -80,37 +79,34 @@ class Synced:
         return files
 
 
-@contextlib.contextmanager
-def _keeping_timestamps(model: type[models.Model]) -> Iterator[None]:
-    """Let auto_now / auto_now_add fields keep the primary's values while rows are written.
-
-    The worker process applies one sync at a time, so switching them off here
-    affects nothing else.
-    """
-    switched = [
-        (field, field.auto_now, getattr(field, "auto_now_add", False))
-        for field in model._meta.concrete_fields
-        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)
-    ]
-    for field, _now, _add in switched:
-        field.auto_now = field.auto_now_add = False
-    try:
-        yield
-    finally:
-        for field, now, add in switched:
-            field.auto_now, field.auto_now_add = now, add
-
-
 def _upsert(
     model: type[models.Model], objects: list[models.Model], fields: list[models.Field]
 ) -> None:
-    with _keeping_timestamps(model):
-        model.objects.bulk_create(
-            objects,
-            update_conflicts=True,
-            unique_fields=["id"],
-            update_fields=[field.name for field in fields if not field.primary_key],
-        )
+    """Insert or update rows by primary key, with the values exactly as the primary sent them.
+
+    One INSERT ... ON CONFLICT (id) DO UPDATE statement run with executemany
+    (SQLite and PostgreSQL both have it): about three times faster than
+    bulk_create(update_conflicts=True), which spends most of its time building
+    SQL, and it leaves auto_now fields as they came.
+    """
+    if not objects:
+        return
+    quote = connection.ops.quote_name
+    columns = [field.column for field in fields]
+    pk = model._meta.pk.column
+    updates = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in columns if c != pk)
+    # Identifiers come from the model's own metadata, quoted; values are bound.
+    sql = (
+        f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(map(quote, columns))}) "  # noqa: S608
+        f"VALUES ({', '.join(['%s'] * len(columns))}) "
+        f"ON CONFLICT ({quote(pk)}) DO UPDATE SET {updates}"
+    )
+    rows = [
+        [field.get_db_prep_save(getattr(obj, field.attname), connection) for field in fields]
+        for obj in objects
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
 
 
 # Groups -------------------------------------------------------------------------------
