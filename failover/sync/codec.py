@@ -34,10 +34,6 @@ def _dump(obj: models.Model, fields: list[models.Field]) -> Record:
     return {field.attname: field.value_from_object(obj) for field in fields}
 
 
-def _load(model: type[models.Model], record: Record, fields: list[models.Field]) -> models.Model:
-    return model(**{field.attname: field.to_python(record.get(field.attname)) for field in fields})
-
-
 class PermissionMap:
     """Natural keys of permissions to this database's ids, read once per apply."""
 
@@ -79,9 +75,7 @@ class Synced:
         return files
 
 
-def _upsert(
-    model: type[models.Model], objects: list[models.Model], fields: list[models.Field]
-) -> None:
+def _upsert(model: type[models.Model], records: list[Record], fields: list[models.Field]) -> None:
     """Insert or update rows by primary key, with the values exactly as the primary sent them.
 
     One INSERT ... ON CONFLICT (id) DO UPDATE statement run with executemany
@@ -89,7 +83,7 @@ def _upsert(
     bulk_create(update_conflicts=True), which spends most of its time building
     SQL, and it leaves auto_now fields as they came.
     """
-    if not objects:
+    if not records:
         return
     quote = connection.ops.quote_name
     columns = [field.column for field in fields]
@@ -101,9 +95,13 @@ def _upsert(
         f"VALUES ({', '.join(['%s'] * len(columns))}) "
         f"ON CONFLICT ({quote(pk)}) DO UPDATE SET {updates}"
     )
+    # Straight from the records to database values: no model instances in between.
     rows = [
-        [field.get_db_prep_save(getattr(obj, field.attname), connection) for field in fields]
-        for obj in objects
+        [
+            field.get_db_prep_save(field.to_python(record.get(field.attname)), connection)
+            for field in fields
+        ]
+        for record in records
     ]
     with connection.cursor() as cursor:
         cursor.executemany(sql, rows)
@@ -119,7 +117,7 @@ def _dump_group(group: Group) -> Record:
 
 
 def _upsert_groups(records: list[Record], permissions: PermissionMap) -> None:
-    _upsert(Group, [_load(Group, r, GROUP_FIELDS) for r in records], GROUP_FIELDS)
+    _upsert(Group, records, GROUP_FIELDS)
     through = Group.permissions.through
     through.objects.filter(group_id__in=[r["id"] for r in records]).delete()
     through.objects.bulk_create(
@@ -143,7 +141,7 @@ def _dump_user(user: User) -> Record:
 
 
 def _upsert_users(records: list[Record], permissions: PermissionMap) -> None:
-    _upsert(User, [_load(User, r, USER_FIELDS) for r in records], USER_FIELDS)
+    _upsert(User, records, USER_FIELDS)
     keys = [r["id"] for r in records]
     groups, perms = User.groups.through, User.user_permissions.through
     groups.objects.filter(user_id__in=keys).delete()
@@ -164,9 +162,7 @@ SETTINGS_FIELDS = _plain_fields(SiteSettings)
 
 
 def _upsert_settings(records: list[Record], _permissions: PermissionMap) -> None:
-    _upsert(
-        SiteSettings, [_load(SiteSettings, r, SETTINGS_FIELDS) for r in records], SETTINGS_FIELDS
-    )
+    _upsert(SiteSettings, records, SETTINGS_FIELDS)
 
 
 # Reports ------------------------------------------------------------------------------
@@ -194,13 +190,15 @@ def _dump_report(report: Report) -> Record:
     return record
 
 
+RECORDING = Report._meta.get_field("recording")
+
+
 def _upsert_reports(records: list[Record], _permissions: PermissionMap) -> None:
-    objects = []
-    for record in records:
-        report = _load(Report, record, REPORT_FIELDS)
-        report.recording.name = (record.get("recording") or {}).get("name", "")
-        objects.append(report)
-    _upsert(Report, objects, [*REPORT_FIELDS, Report._meta.get_field("recording")])
+    rows = [
+        {**record, "recording": (record.get("recording") or {}).get("name", "")}
+        for record in records
+    ]
+    _upsert(Report, rows, [*REPORT_FIELDS, RECORDING])
 
 
 # In dependency order: groups before the users that belong to them.
