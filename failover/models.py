@@ -393,6 +393,9 @@ class SyncRun(models.Model):
         null=True, blank=True, help_text="Bits per second in force for this run; empty: unlimited."
     )
     attempts = models.PositiveSmallIntegerField(default=0)
+    retry_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a released run is due to be tried again."
+    )
     error = models.TextField(blank=True)
 
     class Meta:
@@ -406,6 +409,7 @@ class SyncRun(models.Model):
         return self.STATUS_BADGES[self.status]
 
     PENDING_STALE_SECONDS = 600
+    RETRY_GRACE_SECONDS = 30
 
     @classmethod
     def request(
@@ -433,7 +437,11 @@ class SyncRun(models.Model):
         from failover.sync import progress
 
         if self.status == self.Status.PENDING:
-            # Queued but never picked up, e.g. the broker lost the message.
+            # Queued but never picked up: the broker lost the message, or the worker
+            # holding a retry's countdown died before it was due.
+            if self.retry_at is not None:
+                overdue = (timezone.now() - self.retry_at).total_seconds()
+                return overdue > self.RETRY_GRACE_SECONDS
             waited = (timezone.now() - self.created_at).total_seconds()
             return waited > self.PENDING_STALE_SECONDS
         if self.status != self.Status.RUNNING or self.started_at is None:
@@ -452,12 +460,13 @@ class SyncRun(models.Model):
             self.refresh_from_db()
         return bool(claimed)
 
-    def release(self, error: str) -> None:
-        """Running back to pending, to be retried; the error of this attempt is kept."""
+    def release(self, error: str, *, retry_in: float) -> None:
+        """Running back to pending, to be retried in `retry_in` seconds; the error is kept."""
+        retry_at = timezone.now() + dt.timedelta(seconds=retry_in)
         SyncRun.objects.filter(pk=self.pk, status=self.Status.RUNNING).update(
-            status=self.Status.PENDING, error=error
+            status=self.Status.PENDING, error=error, retry_at=retry_at
         )
-        self.status, self.error = self.Status.PENDING, error
+        self.status, self.error, self.retry_at = self.Status.PENDING, error, retry_at
 
     def finish(self, status: str, error: str = "", **totals: object) -> bool:
         """Close the run with its outcome and totals; a run already closed stays as it was."""

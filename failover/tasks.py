@@ -1,9 +1,10 @@
 """Background work of the pair. Thin: each task calls one domain function."""
 
 from celery import shared_task
+from django.utils import timezone
 
 from failover import alerts, monitor, roles, services
-from failover.models import FailoverEvent
+from failover.models import FailoverEvent, SyncRun
 from failover.sync import changelog, runs
 
 
@@ -17,7 +18,9 @@ def check_peer() -> None:
 def run_sync(self, run_id: int) -> None:
     """Pull the primary's data into this backup; transient failures retry with backoff."""
     if runs.execute(run_id) is runs.Outcome.RETRY:
-        raise self.retry(countdown=runs.retry_delay(self.request.retries + 1))
+        run = SyncRun.objects.get(pk=run_id)
+        countdown = max(0.0, (run.retry_at - timezone.now()).total_seconds())
+        raise self.retry(countdown=countdown)
 
 
 @shared_task(ignore_result=True)

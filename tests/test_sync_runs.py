@@ -102,7 +102,7 @@ def test_a_finished_run_cannot_be_claimed():
 @pytest.mark.django_db
 def test_a_released_run_keeps_its_error_and_can_be_claimed_again():
     run = started(seconds_ago=1)
-    run.release("Attempt 1 failed: the peer timed out.")
+    run.release("Attempt 1 failed: the peer timed out.", retry_in=5)
     run.refresh_from_db()
     assert (run.status, run.error) == (Status.PENDING, "Attempt 1 failed: the peer timed out.")
     assert run.claim()
@@ -357,3 +357,20 @@ def test_idle_time_earns_no_more_than_one_burst():
     assert time.sleeps == []
     limit.consume(125_000)
     assert time.sleeps == [pytest.approx(1.0)]
+
+
+@pytest.mark.django_db
+def test_a_released_run_whose_retry_is_overdue_is_stale(monkeypatch):
+    monkeypatch.setattr("failover.tasks.run_sync", FakeTask())
+    run, _ = SyncRun.request(SyncRun.Trigger.MANUAL)
+    assert run.claim()
+    run.release("Attempt 1 failed: the link broke.", retry_in=5)
+    assert not run.is_stale()
+    SyncRun.objects.filter(pk=run.pk).update(
+        retry_at=timezone.now() - dt.timedelta(seconds=SyncRun.RETRY_GRACE_SECONDS + 1)
+    )
+    run.refresh_from_db()
+    assert run.is_stale()
+    new, created = runs.request_sync(SyncRun.Trigger.MANUAL)
+    assert created
+    assert new.pk != run.pk

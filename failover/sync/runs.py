@@ -71,7 +71,10 @@ def execute(run_id: int) -> Outcome:
     except SyncFailed as failure:
         totals = {"records": run.records, "bytes": run.bytes, "files": run.files}
         if failure.transient and run.attempts < MAX_ATTEMPTS:
-            run.release(f"Attempt {run.attempts} failed: {failure.message}")
+            run.release(
+                f"Attempt {run.attempts} failed: {failure.message}",
+                retry_in=retry_delay(run.attempts),
+            )
             return Outcome.RETRY
         run.finish(SyncRun.Status.FAILED, failure.message, **totals)
         FailoverEvent.record(
