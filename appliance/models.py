@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 import zoneinfo
 from datetime import timedelta
+from typing import Self
 
 from django.conf import settings
 from django.db import models
@@ -18,7 +19,23 @@ from django.utils import timezone
 TIME_ZONE_CHOICES = [(name, name) for name in sorted(zoneinfo.available_timezones())]
 
 
-class SiteSettings(models.Model):
+class Singleton(models.Model):
+    """A model with exactly one row (pk 1): settings of this site."""
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        self.pk = 1
+        super().save(*args, **kwargs)
+
+    @classmethod
+    def load(cls) -> Self:
+        """The row, or unsaved defaults when none was saved yet (reading never writes)."""
+        return cls.objects.filter(pk=1).first() or cls(pk=1)
+
+
+class SiteSettings(Singleton):
     """The support site's settings: one row, edited under Configuration, synced to the backup."""
 
     site_name = models.CharField(max_length=100, default="Support")
@@ -44,15 +61,6 @@ class SiteSettings(models.Model):
 
     def __str__(self) -> str:
         return self.site_name
-
-    def save(self, *args, **kwargs) -> None:
-        self.pk = 1
-        super().save(*args, **kwargs)
-
-    @classmethod
-    def load(cls) -> SiteSettings:
-        """The row, or unsaved defaults when none was saved yet (reading never writes)."""
-        return cls.objects.filter(pk=1).first() or cls(pk=1)
 
 
 class Report(models.Model):

@@ -9,6 +9,8 @@ from django.conf import settings
 from django.db import models, transaction
 from django.utils import timezone
 
+from appliance.models import Singleton
+
 
 class Role(models.TextChoices):
     NONE = "none", "None"
@@ -205,7 +207,7 @@ class FailoverState(models.Model):
         return changed
 
 
-class SharedIP(models.Model):
+class SharedIP(Singleton):
     """This site's shared IP address and interface. Site-local: never synced.
 
     The role drives it: held while this site is primary and the box is checked,
@@ -221,14 +223,6 @@ class SharedIP(models.Model):
 
     def __str__(self) -> str:
         return f"{self.address} on {self.interface}" if self.address else "no shared IP"
-
-    def save(self, *args: object, **kwargs: object) -> None:
-        self.pk = 1
-        super().save(*args, **kwargs)
-
-    @classmethod
-    def load(cls) -> SharedIP:
-        return cls.objects.filter(pk=1).first() or cls(pk=1)
 
     @property
     def is_configured(self) -> bool:
@@ -545,7 +539,7 @@ BANDWIDTH_STEPS = [
 BANDWIDTH_CHOICES = [(bits, _bandwidth_label(bits)) for bits in BANDWIDTH_STEPS]
 
 
-class BackupSettings(models.Model):
+class BackupSettings(Singleton):
     """The backup's schedule and limits. Edited on either site; not synced as data.
 
     The backup is the one that acts on them; the primary hands edits to it.
@@ -595,16 +589,8 @@ class BackupSettings(models.Model):
     def __str__(self) -> str:
         return f"backup settings ({self.get_sync_interval_display()})"
 
-    def save(self, *args: object, **kwargs: object) -> None:
-        self.pk = 1
-        super().save(*args, **kwargs)
 
-    @classmethod
-    def load(cls) -> BackupSettings:
-        return cls.objects.filter(pk=1).first() or cls(pk=1)
-
-
-class AlertSettings(models.Model):
+class AlertSettings(Singleton):
     """Who hears about failovers, role changes, conflicts, sync failures and isolation."""
 
     email_recipients = models.TextField(blank=True, help_text="One e-mail address per line.")
@@ -613,14 +599,6 @@ class AlertSettings(models.Model):
 
     def __str__(self) -> str:
         return "alert settings"
-
-    def save(self, *args: object, **kwargs: object) -> None:
-        self.pk = 1
-        super().save(*args, **kwargs)
-
-    @classmethod
-    def load(cls) -> AlertSettings:
-        return cls.objects.filter(pk=1).first() or cls(pk=1)
 
     @property
     def recipients(self) -> list[str]:

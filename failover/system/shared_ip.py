@@ -101,23 +101,13 @@ class LinuxDriver:
         return False
 
     def add(self, shared: SharedAddress) -> None:
-        from pyroute2 import IPRoute
-        from pyroute2.netlink.exceptions import NetlinkError
-
-        with IPRoute() as ipr:
-            index = self._index(ipr, shared)
-            try:
-                ipr.addr(
-                    "add",
-                    index=index,
-                    address=shared.ip,
-                    prefixlen=shared.interface.network.prefixlen,
-                )
-            except NetlinkError as error:
-                if error.code != errno.EEXIST:
-                    raise _problem("add", shared, error) from None
+        self._address("add", shared, done={errno.EEXIST})
 
     def remove(self, shared: SharedAddress) -> None:
+        self._address("del", shared, done={errno.EADDRNOTAVAIL, errno.ENOENT})
+
+    def _address(self, command: str, shared: SharedAddress, *, done: set[int]) -> None:
+        """Add or delete the address; an error saying it is already so counts as success."""
         from pyroute2 import IPRoute
         from pyroute2.netlink.exceptions import NetlinkError
 
@@ -125,14 +115,14 @@ class LinuxDriver:
             index = self._index(ipr, shared)
             try:
                 ipr.addr(
-                    "del",
+                    command,
                     index=index,
                     address=shared.ip,
                     prefixlen=shared.interface.network.prefixlen,
                 )
             except NetlinkError as error:
-                if error.code not in (errno.EADDRNOTAVAIL, errno.ENOENT):
-                    raise _problem("remove", shared, error) from None
+                if error.code not in done:
+                    raise _problem("add" if command == "add" else "remove", shared, error) from None
 
     def other_holder(self, shared: SharedAddress, timeout: float = 1.0) -> str | None:
         """Duplicate address detection: the MAC of another machine answering for the address.
