@@ -1,13 +1,15 @@
-"""Beat's own heartbeat: recorded in the beat process each time it publishes one.
+"""Celery signals of the site's processes.
 
-The worker's heartbeat is recorded by the task itself, so a live beat with a
-dead worker shows as exactly that on the Status tab.
+Beat's own heartbeat is recorded in the beat process each time it publishes
+one; the worker's by the task itself, so a live beat with a dead worker shows
+as exactly that on the Status tab. A starting worker takes over the sync
+retries that a dead worker was holding.
 """
 
 import os
 import socket
 
-from celery.signals import beat_init, before_task_publish
+from celery.signals import beat_init, before_task_publish, worker_ready
 
 _in_beat = False
 
@@ -25,3 +27,10 @@ def _record_beat_heartbeat(sender: str | None = None, **_kwargs: object) -> None
     from appliance.models import Heartbeat
 
     Heartbeat.beat(Heartbeat.Component.BEAT, socket.gethostname(), os.getpid())
+
+
+@worker_ready.connect
+def _requeue_released_syncs(**_kwargs: object) -> None:
+    from failover.sync import runs
+
+    runs.requeue_released()

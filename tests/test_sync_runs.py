@@ -374,3 +374,17 @@ def test_a_released_run_whose_retry_is_overdue_is_stale(monkeypatch):
     new, created = runs.request_sync(SyncRun.Trigger.MANUAL)
     assert created
     assert new.pk != run.pk
+
+
+@pytest.mark.django_db
+def test_a_starting_worker_queues_again_the_retries_a_dead_worker_held(monkeypatch):
+    queued = []
+    monkeypatch.setattr(
+        "failover.tasks.run_sync.apply_async", lambda args, countdown: queued.append(args)
+    )
+    run, _ = SyncRun.request(SyncRun.Trigger.MANUAL)
+    assert run.claim()
+    run.release("Attempt 1 failed: the link broke.", retry_in=5)
+    SyncRun.request(SyncRun.Trigger.MANUAL)  # the same run: nothing new
+    assert runs.requeue_released() == 1
+    assert queued == [(run.pk,)]

@@ -104,3 +104,23 @@ def execute(run_id: int) -> Outcome:
             f"Full sync #{run.pk} from {state.peer_name} completed: {received.records} records.",
         )
     return Outcome.DONE
+
+
+def requeue_released() -> int:
+    """At worker start: queue again the retries a dead worker was holding.
+
+    A retry waits in the worker that released it; if that worker dies, the
+    broker returns the message only after its visibility timeout (an hour).
+    A duplicate delivery later finds the run claimed and does nothing.
+    """
+    from django.utils import timezone
+
+    from failover import tasks
+
+    released = SyncRun.objects.filter(status=SyncRun.Status.PENDING, retry_at__isnull=False)
+    count = 0
+    for run in released:
+        countdown = max(0.0, (run.retry_at - timezone.now()).total_seconds())
+        tasks.run_sync.apply_async((run.pk,), countdown=countdown)
+        count += 1
+    return count
