@@ -14,6 +14,7 @@ from appliance.broker import connection
 
 KEY_PREFIX = "appliance-failover:peer-nonce:"
 
+
 class NonceStoreUnavailable(Exception):
     """This site's Redis cannot be reached, so a replay cannot be ruled out."""
 
