@@ -120,6 +120,8 @@ class Site:
         self.env.update(env)
         if "DATABASE_URL" not in self.env:
             shutil.copyfile(_migrated_template(self.env), self.data_dir / "db.sqlite3")
+        else:
+            self.manage("migrate", "--noinput")
 
     @property
     def url(self) -> str:

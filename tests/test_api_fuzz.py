@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 import schemathesis
-from django.core.signals import request_finished
+from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
@@ -34,8 +34,9 @@ def site_api(healthy_site, settings, tmp_path) -> Iterator[schemathesis.BaseSche
     # Slow examples must not let the heartbeats go stale halfway through the run.
     settings.HEARTBEAT_SECONDS = 3600
     settings.MEDIA_ROOT = tmp_path / "media"
-    # As in Django's test client: the end of a request must not close the database
-    # connection that holds the test's transaction.
+    # As in Django's test client: neither the start nor the end of a request may close
+    # the database connection that holds the test's transaction.
+    request_started.disconnect(close_old_connections)
     request_finished.disconnect(close_old_connections)
     try:
         from appliance.wsgi import application
@@ -44,6 +45,7 @@ def site_api(healthy_site, settings, tmp_path) -> Iterator[schemathesis.BaseSche
             "/api/schema/", application, headers={"Accept": OPENAPI_JSON}
         )
     finally:
+        request_started.connect(close_old_connections)
         request_finished.connect(close_old_connections)
 
 
