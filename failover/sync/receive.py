@@ -95,7 +95,12 @@ def pull(run: SyncRun, client: PeerClient) -> Received:
             default_storage.delete(name)
         return received
     except PeerError as error:
-        raise SyncFailed(error.message, transient=error.transient) from None
+        # "Not the primary" is passing while the other site is taking the role (the
+        # backup's first sync can ask before the primary has committed its own role).
+        not_primary = isinstance(error.payload, dict) and error.payload.get("reason") == (
+            "not_primary"
+        )
+        raise SyncFailed(error.message, transient=error.transient or not_primary) from None
     finally:
         run.records, run.bytes, run.files = progress.records, progress.bytes, progress.files
         shutil.rmtree(spool, ignore_errors=True)
