@@ -376,7 +376,16 @@ def settle_roles(state: FailoverState, hello: dict) -> None:
 
 
 def conflict_reported() -> bool:
-    """Whether the last role event is an unresolved conflict."""
+    """Whether a role conflict was recorded and still stands.
+
+    It stands while the last role event is the conflict and the peer, when last
+    seen, claimed this site's role. Fix This Error may change only the other
+    site's role (this one recording no event): once the peer is seen in the
+    other role, the banner goes.
+    """
+    state = FailoverState.load()
+    if state.peer_role != state.role:
+        return False
     last = FailoverEvent.objects.filter(
         kind__in=[FailoverEvent.Kind.CONFLICT, FailoverEvent.Kind.ROLE_CHANGED]
     ).first()
