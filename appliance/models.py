@@ -131,6 +131,7 @@ class Heartbeat(models.Model):
     class Component(models.TextChoices):
         WORKER = "worker", "Worker"
         BEAT = "beat", "Beat"
+        NETWORK = "network", "Network worker"
 
     component = models.CharField(max_length=16, choices=Component.choices, primary_key=True)
     last_seen = models.DateTimeField()

@@ -182,6 +182,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(HEARTBEAT_SECONDS),
         "options": {"expires": HEARTBEAT_SECONDS * 2},
     },
+    "record-network-heartbeat": {
+        "task": "appliance.tasks.record_heartbeat",
+        "schedule": float(HEARTBEAT_SECONDS),
+        "kwargs": {"component": "network"},
+        "options": {"expires": HEARTBEAT_SECONDS * 2, "queue": "network"},
+    },
 }
 
 # Peer protocol: TLS on both sides, signed requests, bounded calls.
@@ -204,7 +210,11 @@ CELERY_BEAT_SCHEDULE["check-peer"] = {
 # worker needs CAP_NET_ADMIN and CAP_NET_RAW) or "recording" (the demo pair on
 # one machine: records the wish, touches nothing).
 SHARED_IP_DRIVER = config.env_choice("SHARED_IP_DRIVER", "linux", ("linux", "recording"))
+# The network queue is the failover path: the monitor's polls and the shared IP.
+# Its own worker (one process, with the network privilege) serves it, so a long
+# data sync or a slow peer check never delays a takeover.
 CELERY_TASK_ROUTES = {
+    "failover.tasks.poll_primary": {"queue": "network"},
     "failover.tasks.reconcile_shared_ip": {"queue": "network"},
     "failover.tasks.announce_shared_ip": {"queue": "network"},
 }

@@ -9,6 +9,6 @@ from appliance.models import Heartbeat
 
 
 @shared_task(ignore_result=True)
-def record_heartbeat() -> None:
-    """Beat sends this on a timer; the worker that runs it proves it is alive."""
-    Heartbeat.beat(Heartbeat.Component.WORKER, socket.gethostname(), os.getpid())
+def record_heartbeat(component: str = Heartbeat.Component.WORKER) -> None:
+    """Beat sends this on a timer to each worker's queue; the worker that runs it is alive."""
+    Heartbeat.beat(component, socket.gethostname(), os.getpid())

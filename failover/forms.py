@@ -178,6 +178,8 @@ class SyncNowForm(forms.Form):
     )
 
 
+# The tightest supported setting: two missed polls at the shortest interval (1 s).
+MIN_TIMEOUT_SECONDS = 2
 TIMEOUT_PRESETS = [
     (10, "10 seconds"),
     (30, "30 seconds"),
@@ -261,12 +263,13 @@ class FailoverSettingsForm(forms.ModelForm):
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         self.fields["primary_timeout_seconds"].widget = forms.NumberInput(
-            attrs={"list": "timeout-presets", "min": 5, "max": 86400}
+            attrs={"list": "timeout-presets", "min": MIN_TIMEOUT_SECONDS, "max": 86400}
         )
         self.fields["primary_timeout_seconds"].help_text = (
             "How long polls may fail before the backup tests its own network. Presets: "
             + ", ".join(label for _, label in TIMEOUT_PRESETS)
-            + "; or any number of seconds from 5."
+            + f"; or any number of seconds from {MIN_TIMEOUT_SECONDS} (with a 1 s poll, "
+            "for tight setups on one network)."
         )
         # Left out of a form (e.g. by a script), these keep their saved values.
         self.fields["poll_interval_seconds"].required = False
@@ -286,8 +289,16 @@ class FailoverSettingsForm(forms.ModelForm):
         value = self.cleaned_data["primary_timeout_seconds"]
         if value is None:
             return self.instance.primary_timeout_seconds
-        if not 5 <= value <= 86400:
-            raise forms.ValidationError("Enter a timeout from 5 seconds to 86400 (a day).")
+        if not MIN_TIMEOUT_SECONDS <= value <= 86400:
+            raise forms.ValidationError(
+                f"Enter a timeout from {MIN_TIMEOUT_SECONDS} seconds to 86400 (a day)."
+            )
+        poll = self.cleaned_data.get("poll_interval_seconds") or self.instance.poll_interval_seconds
+        if value < 2 * poll:
+            raise forms.ValidationError(
+                f"Enter a timeout of at least two poll intervals ({2 * poll} s): one lost "
+                "answer must not fail the primary over."
+            )
         return value
 
     def clean_connectivity_test_ips(self) -> str:

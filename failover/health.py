@@ -29,7 +29,11 @@ BROKER_TIMEOUT_SECONDS = 1
 UNKNOWN_ROLE = "unknown"
 NEVER_SYNCED = "none"
 UNKNOWN_SYNC = "unknown"
-PROCESS_NAMES = {"worker": "The Celery worker", "beat": "The Celery beat scheduler"}
+PROCESS_NAMES = {
+    "worker": "The Celery worker",
+    "beat": "The Celery beat scheduler",
+    "network": "The network worker (monitor and shared IP)",
+}
 
 
 @dataclass(frozen=True)

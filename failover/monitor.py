@@ -56,12 +56,19 @@ def decide(
     failing_since: dt.datetime | None,
     timeout: dt.timedelta,
     test_connectivity: Callable[[], list[probe.Result]],
+    poll_started: dt.datetime | None = None,
 ) -> Decision:
-    """The seed's rule. `test_connectivity` is called only when the timeout has run out."""
+    """The seed's rule. `test_connectivity` is called only when the timeout has run out.
+
+    The timeout runs from the start of the first failed poll (`poll_started`):
+    the primary has not answered since then, however long the poll waited.
+    """
     if poll_ok:
         return Decision(Action.HEALTHY, None, "The primary answered.")
     if failing_since is None:
-        return Decision(Action.START_TIMER, now, f"The primary did not answer: {poll_error}")
+        return Decision(
+            Action.START_TIMER, poll_started or now, f"The primary did not answer: {poll_error}"
+        )
     waited = now - failing_since
     if waited < timeout:
         left = int((timeout - waited).total_seconds())
@@ -114,6 +121,18 @@ def poll() -> Decision | None:
             logger.warning("monitor lock was lost before release")
 
 
+def poll_timeout(settings_: BackupSettings) -> float:
+    """A poll that takes longer than the poll interval has failed (at least 1 s).
+
+    The peer timeout still caps it, so default settings (10 s polls) keep the
+    peer timeout's patience with a slow link, and tight settings notice a dead
+    primary within one interval.
+    """
+    from django.conf import settings
+
+    return float(max(1, min(settings.PEER_TIMEOUT_SECONDS, settings_.poll_interval_seconds)))
+
+
 def _poll_locked(settings_: BackupSettings) -> Decision | None:
     from failover import roles, services
 
@@ -121,8 +140,10 @@ def _poll_locked(settings_: BackupSettings) -> Decision | None:
     if state.role != Role.BACKUP:
         return None
     poll_ok, poll_error = True, ""
+    # The primary has not answered since this poll began, not since it gave up.
+    started = timezone.now()
     try:
-        with services.client_for_state(state) as client:
+        with services.client_for_state(state, timeout=poll_timeout(settings_)) as client:
             hello = client.get(services.HELLO)
     except PeerError as error:
         poll_ok, poll_error = False, error.message
@@ -136,6 +157,7 @@ def _poll_locked(settings_: BackupSettings) -> Decision | None:
         poll_ok=poll_ok,
         poll_error=poll_error,
         failing_since=state.primary_failing_since,
+        poll_started=started,
         timeout=dt.timedelta(seconds=settings_.primary_timeout_seconds),
         test_connectivity=lambda: probe.probe(test_targets(settings_)),
     )
@@ -153,7 +175,13 @@ def _poll_locked(settings_: BackupSettings) -> Decision | None:
     elif decision.action is Action.STAY_ISOLATED:
         _record_once(FailoverEvent.Kind.ISOLATED, decision.reason)
     elif decision.action is Action.TAKE_OVER:
-        roles.promote(decision.reason, "monitor", kind=FailoverEvent.Kind.FAILOVER)
+        # The poll has just found the primary unreachable: the claim need not ask it again.
+        roles.promote(
+            decision.reason, "monitor", kind=FailoverEvent.Kind.FAILOVER, peer_checked=True
+        )
+        # This task runs on the network worker: take the address now, not after the
+        # queue's next reconcile, which would ask the unreachable primary again.
+        roles.reconcile(peer_checked=True)
     return decision
 
 

@@ -39,14 +39,24 @@ class RoleError(Exception):
         self.reason = reason
 
 
-def _after_role_change() -> None:
+def _after_role_change(*, peer_checked: bool = False) -> None:
     from failover import tasks
 
-    transaction.on_commit(lambda: tasks.reconcile_shared_ip.delay())
+    transaction.on_commit(lambda: tasks.reconcile_shared_ip.delay(peer_checked=peer_checked))
 
 
-def promote(reason: str, actor: object, *, kind: str = FailoverEvent.Kind.ROLE_CHANGED) -> None:
-    """This site becomes primary (epoch + 1); the shared IP follows."""
+def promote(
+    reason: str,
+    actor: object,
+    *,
+    kind: str = FailoverEvent.Kind.ROLE_CHANGED,
+    peer_checked: bool = False,
+) -> None:
+    """This site becomes primary (epoch + 1); the shared IP follows.
+
+    `peer_checked`: the caller has just found the peer unreachable (the monitor),
+    so the claim of the address does not wait to ask it again.
+    """
     with transaction.atomic():
         state = FailoverState.load()
         was = state.role
@@ -56,7 +66,7 @@ def promote(reason: str, actor: object, *, kind: str = FailoverEvent.Kind.ROLE_C
         )
         FailoverEvent.record(kind, message, severity=FailoverEvent.Severity.WARNING, actor=actor)
         AuditEvent.record(actor, "failover.role_changed", message)
-        _after_role_change()
+        _after_role_change(peer_checked=peer_checked)
 
 
 def demote(epoch: int, reason: str, actor: object) -> None:
@@ -102,11 +112,14 @@ def wants_shared_ip(state: FailoverState) -> bool:
     return SharedIP.load().is_configured and state.role == Role.PRIMARY and not web_is_fenced(state)
 
 
-def reconcile() -> str:
+def reconcile(*, peer_checked: bool = False) -> str:
     """Make the interface match the role: hold the address on the primary, nowhere else.
 
     Runs every peer-check period and after each role change; mends drift and
-    records it. Returns what it did, for logs and tests.
+    records it. Returns what it did, for logs and tests. Before claiming the
+    address it asks the peer who is primary (unless `peer_checked`); the check
+    for another holder (duplicate address detection) follows the claim, with
+    the second announcement, so it does not delay the takeover.
     """
     shared = configured_address()
     if shared is None:
@@ -116,21 +129,13 @@ def reconcile() -> str:
     try:
         have = driver().holds(shared)
         if want and not have:
-            if _peer_is_primary(state):
+            if not peer_checked and _peer_is_primary(state):
                 return "the peer is primary: not claiming the address"
-            holder = driver().other_holder(shared)
-            if holder:
-                FailoverEvent.record(
-                    FailoverEvent.Kind.CONFLICT,
-                    f"Another machine ({holder}) answers for {shared.ip} as "
-                    f"{settings.APPLIANCE_NAME} takes it: the old holder must release it.",
-                    severity=FailoverEvent.Severity.DANGER,
-                )
             driver().add(shared)
             sent = driver().announce(shared)
             from failover import tasks
 
-            tasks.announce_shared_ip.apply_async(countdown=2)
+            tasks.announce_shared_ip.apply_async(kwargs={"check_holder": True}, countdown=2)
             _note(f"{settings.APPLIANCE_NAME} took the shared IP {shared} ({sent} gratuitous ARP).")
             done = "added"
         elif have and not want:
@@ -156,8 +161,12 @@ def _peer_is_primary(state: FailoverState) -> bool:
 
     if not state.is_paired:
         return False
+    from failover.models import BackupSettings
+    from failover.monitor import poll_timeout
+
     try:
-        with client_for_state(state) as client:
+        # As patient as a poll: a peer that would fail a poll cannot object either.
+        with client_for_state(state, timeout=poll_timeout(BackupSettings.load())) as client:
             hello = client.get(HELLO)
     except PeerError:
         return False
@@ -167,12 +176,23 @@ def _peer_is_primary(state: FailoverState) -> bool:
     return False
 
 
-def announce() -> int:
-    """A second burst of gratuitous ARP, a moment after the first (as keepalived does)."""
+def announce(*, check_holder: bool = False) -> int:
+    """A second burst of gratuitous ARP, a moment after the first (as keepalived does).
+
+    With `check_holder`, first look for another machine that still answers for
+    the address (duplicate address detection) and record the conflict.
+    """
     shared = configured_address()
     if shared is None or not wants_shared_ip(FailoverState.load()):
         return 0
     try:
+        if check_holder and (holder := driver().other_holder(shared)):
+            FailoverEvent.record(
+                FailoverEvent.Kind.CONFLICT,
+                f"Another machine ({holder}) also answers for {shared.ip}, which "
+                f"{settings.APPLIANCE_NAME} holds as primary: the other holder must release it.",
+                severity=FailoverEvent.Severity.DANGER,
+            )
         return driver().announce(shared)
     except SharedIPError as error:
         _set_error(str(error))

@@ -66,6 +66,9 @@ def apply(settings: BackupSettings | None = None) -> PeriodicTask:
         defaults={
             "task": "failover.tasks.poll_primary",
             "interval": poll_every,
+            "queue": "network",
+            # A poll that waited longer than one interval is stale: the next one replaces it.
+            "expire_seconds": settings.poll_interval_seconds,
             "crontab": None,
             "enabled": settings.enable_backup_operations and settings.automatic_failover,
             "description": "The backup's monitor (Management > Failover, automatic failover).",

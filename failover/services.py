@@ -76,20 +76,22 @@ def peer_scheme() -> str:
     return "http" if settings.PEER_ALLOW_PLAIN_HTTP and not settings.TLS_CERTFILE else "https"
 
 
-def client_for(address: PeerAddress, scheme: str | None = None) -> PeerClient:
+def client_for(
+    address: PeerAddress, scheme: str | None = None, *, timeout: float | None = None
+) -> PeerClient:
     return PeerClient(
         address.host,
         address.port,
         scheme=scheme or peer_scheme(),
         ca_bundle=settings.PEER_CA_BUNDLE or None,
         pinned_fingerprint=address.fingerprint or None,
-        timeout=settings.PEER_TIMEOUT_SECONDS,
+        timeout=timeout or settings.PEER_TIMEOUT_SECONDS,
     )
 
 
-def client_for_state(state: FailoverState) -> PeerClient:
+def client_for_state(state: FailoverState, *, timeout: float | None = None) -> PeerClient:
     address = PeerAddress(state.peer_host, state.peer_port or 0, state.peer_fingerprint)
-    return client_for(address, state.peer_scheme)
+    return client_for(address, state.peer_scheme, timeout=timeout)
 
 
 def identity() -> dict[str, object]:

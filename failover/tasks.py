@@ -36,15 +36,15 @@ def poll_primary() -> None:
 
 
 @shared_task(ignore_result=True)
-def reconcile_shared_ip() -> None:
+def reconcile_shared_ip(peer_checked: bool = False) -> None:
     """Make the interface match the role (network queue: the worker with the privilege)."""
-    roles.reconcile()
+    roles.reconcile(peer_checked=peer_checked)
 
 
 @shared_task(ignore_result=True)
-def announce_shared_ip() -> None:
-    """The second burst of gratuitous ARP."""
-    roles.announce()
+def announce_shared_ip(check_holder: bool = False) -> None:
+    """The second burst of gratuitous ARP (network queue), after a check for another holder."""
+    roles.announce(check_holder=check_holder)
 
 
 @shared_task(ignore_result=True)

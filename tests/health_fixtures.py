@@ -26,4 +26,5 @@ def healthy_site(db, peer_redis: str, settings) -> str:  # noqa: F811
     settings.HEARTBEAT_SECONDS = 10
     make_heartbeat("worker")
     make_heartbeat("beat")
+    make_heartbeat("network")
     return peer_redis

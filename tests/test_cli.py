@@ -26,7 +26,7 @@ def test_status_json_reports_site_role_key_and_processes():
     assert status["role"] == "none"
     assert status["epoch"] == 0
     assert status["key_fingerprint"] is None
-    assert set(status["processes"]) == {"worker", "beat"}
+    assert set(status["processes"]) == {"worker", "beat", "network"}
     assert status["processes"]["worker"]["alive"] is False
 
 

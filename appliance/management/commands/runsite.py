@@ -89,8 +89,16 @@ class Command(BaseCommand):
                 "worker",
                 [python, "-m", "celery", "-A", "appliance", "worker", "--loglevel", "INFO",
                  "--concurrency", "2", "--hostname", f"worker@{settings.APPLIANCE_NAME}",
-                 "--queues", "celery,network"],
+                 "--queues", "celery"],
                 log_dir / "worker.log",
+            ),
+            # The failover path on its own: polls, address changes, announcements.
+            Program(
+                "network",
+                [python, "-m", "celery", "-A", "appliance", "worker", "--loglevel", "INFO",
+                 "--concurrency", "1", "--prefetch-multiplier", "1",
+                 "--hostname", f"network@{settings.APPLIANCE_NAME}", "--queues", "network"],
+                log_dir / "network.log",
             ),
         ]  # fmt: skip
         if not options["no_beat"]:
