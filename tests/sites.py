@@ -87,13 +87,30 @@ def _migrated_template(base_env: dict[str, str]) -> Path:
 
 class Site:
     def __init__(
-        self, name: str, base_dir: Path, *, ca: Certificate | None = None, **env: str
+        self,
+        name: str,
+        base_dir: Path,
+        *,
+        ca: Certificate | None = None,
+        netns: str | None = None,
+        host: str = "127.0.0.1",
+        extra_hosts: tuple[str, ...] = (),
+        **env: str,
     ) -> None:
+        """A site on loopback, or with `netns` one inside that network namespace.
+
+        Inside a namespace the site listens on port 443 of all its addresses and
+        every command that may talk to it or to its peer runs in the namespace.
+        """
         self.name = name
         self.ca = ca
+        self.netns = netns
+        self.host = host
         self.data_dir = base_dir / name
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
+        self.port = 443 if netns else free_port()
+        hosts = (host, *extra_hosts, "127.0.0.1", "localhost")
+        hosts = tuple(dict.fromkeys(hosts))
         self.process: subprocess.Popen[bytes] | None = None
         self._database: str | None = None
         self.env = {
@@ -104,12 +121,12 @@ class Site:
         self.env.update(
             APPLIANCE_DATA_DIR=str(self.data_dir),
             APPLIANCE_NAME=name,
-            ALLOWED_HOSTS="127.0.0.1,localhost",
+            ALLOWED_HOSTS=",".join(hosts),
             HEARTBEAT_SECONDS="1",
             DJANGO_SETTINGS_MODULE="appliance.settings",
         )
         if ca is not None:
-            certificate = make_server_certificate(self.data_dir, ca)
+            certificate = make_server_certificate(self.data_dir, ca, hosts)
             self.certificate_fingerprint = certificate.fingerprint
             self.env.update(
                 TLS_CERTFILE=str(certificate.cert_path), TLS_KEYFILE=str(certificate.key_path)
@@ -125,7 +142,10 @@ class Site:
 
     @property
     def url(self) -> str:
-        return f"{'https' if self.ca else 'http'}://127.0.0.1:{self.port}"
+        return f"{'https' if self.ca else 'http'}://{self.host}:{self.port}"
+
+    def _argv(self, argv: list[str]) -> list[str]:
+        return ["ip", "netns", "exec", self.netns, *argv] if self.netns else argv
 
     def _use_external_services(self) -> None:
         database_url = os.environ.get("DATABASE_URL", "")
@@ -153,7 +173,7 @@ class Site:
         self, *args: str, stdin: str | None = None, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, str(ROOT / "manage.py"), *args],
+            self._argv([sys.executable, str(ROOT / "manage.py"), *args]),
             env=self.env,
             input=stdin,
             capture_output=True,
@@ -166,6 +186,8 @@ class Site:
         return json.loads(self.manage("failover", "status", "--json").stdout)
 
     def get(self, path: str) -> int:
+        if self.netns:
+            return self._get_in_namespace(path)
         try:
             context = ssl.create_default_context(cafile=self.ca.cert_path) if self.ca else None
             with urllib.request.urlopen(self.url + path, timeout=5, context=context) as response:  # noqa: S310
@@ -174,6 +196,18 @@ class Site:
             return error.code
         except OSError:
             return 0
+
+    def _get_in_namespace(self, path: str) -> int:
+        argv = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5"]
+        if self.ca:
+            argv += ["--cacert", str(self.ca.cert_path)]
+        try:
+            done = subprocess.run(
+                self._argv([*argv, self.url + path]), capture_output=True, text=True, timeout=10
+            )
+        except subprocess.TimeoutExpired:
+            return 0
+        return int(done.stdout or 0)
 
     def shell(self, code: str) -> str:
         """Run Python in the site's Django (manage.py shell -c); returns what it printed."""
@@ -204,14 +238,22 @@ class Site:
             return response.geturl().endswith("/status/")
 
     def start(self, timeout: float = 60.0) -> Site:
+        self.launch()
+        return self.wait_ready(timeout)
+
+    def launch(self) -> None:
+        """Start the site's processes without waiting for them (see `wait_ready`)."""
         log = open(self.data_dir / "runsite.log", "ab")  # noqa: SIM115 - closed with the process
+        bind = f"0.0.0.0:{self.port}" if self.netns else f"127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
-            [sys.executable, str(ROOT / "manage.py"), "runsite", "--bind", f"127.0.0.1:{self.port}",
-             "--web-workers", "1"],
+            self._argv([sys.executable, str(ROOT / "manage.py"), "runsite", "--bind", bind,
+                        "--web-workers", "1"]),
             env=self.env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
         log.close()
+
+    def wait_ready(self, timeout: float = 60.0) -> Site:
         if not wait_until(
             lambda: self.get("/login") == 200 or self.process.poll() is not None, timeout
         ):
@@ -226,6 +268,13 @@ class Site:
     def log(self, name: str = "runsite.log") -> str:
         path = self.data_dir / name if name == "runsite.log" else self.data_dir / "logs" / name
         return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+
+    def kill(self) -> None:
+        """The crash: SIGKILL to every process of the site at once, no clean shutdown."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        self.process = None
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

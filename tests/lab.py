@@ -1,0 +1,472 @@
+"""The two-site lab: a primary, a backup, a client and the outside world in network namespaces.
+
+    switch namespace:  br0 ── p-primary ─ eth0 (primary  10.231.0.11, shared 10.231.0.100)
+                           ├─ p-backup  ─ eth0 (backup   10.231.0.12)
+                           ├─ p-client  ─ eth0 (client   10.231.0.20)
+                           └─ p-outside ─ eth0 (outside  10.231.0.30, answers the test IPs)
+
+Each site namespace runs a complete site (web over TLS on 443, worker, beat, its
+own embedded Redis and SQLite database) with the Linux shared-IP driver, so the
+shared address really moves between the namespaces and is announced with
+gratuitous ARP. Every address lives only inside these namespaces, and every
+process that sends to them runs inside them.
+
+Faults are applied where they would happen on a real network: a port of the
+switch goes down (cut link), frames between two ports are dropped by nftables
+on the switch's ingress hooks (partition, cut off from the outside, random loss),
+a site's processes are killed at once (crash), or a site runs with its clock
+skewed (libfaketime). `tc netem` is used for delay where the kernel has it.
+
+One command: `python -m tests.lab up` builds and pairs a lab and prints how to
+reach it; `python -m tests.lab down` removes every lab namespace and process.
+Tests use the `lab` fixture (tests/test_lab_*.py), which tears down also when
+a test fails; an interrupted run's leftovers are removed by `down` and by the
+next lab that starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from tests.certs import Certificate, make_ca
+from tests.sites import ROOT, Site, wait_until
+
+PREFIX = "aflab"
+SUBNET = "10.231.0"
+ADDRESSES = {"primary": 11, "backup": 12, "client": 20, "outside": 30}
+SHARED_IP = f"{SUBNET}.100"
+SHARED = f"{SHARED_IP}/24"
+KEY = "lab pre-shared key, long enough 01"
+ADMIN_PASSWORD = "lab admin password 1"
+FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+SITES = ("primary", "backup")
+
+
+class LabError(Exception):
+    pass
+
+
+def missing_tools() -> list[str]:
+    """What the lab needs and this machine lacks (tests skip naming it)."""
+    problems = []
+    if os.geteuid() != 0:
+        problems.append("root (network namespaces; CI runs as root)")
+    for tool in ("ip", "nft", "curl"):
+        if shutil.which(tool) is None:
+            problems.append(f"{tool} (tests/setup-lab installs it)")
+    return problems
+
+
+def run(*argv: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, check=check, capture_output=True, text=True, timeout=timeout)
+
+
+def address(role: str) -> str:
+    return f"{SUBNET}.{ADDRESSES[role]}"
+
+
+def lab_namespaces() -> list[str]:
+    listed = run("ip", "netns", "list", check=False).stdout.split("\n")
+    return [line.split()[0] for line in listed if line.startswith(PREFIX + "-")]
+
+
+def kill_namespace_processes(name: str) -> None:
+    """SIGKILL every process inside a namespace (bounded: a few rounds)."""
+    for _ in range(5):
+        pids = [int(p) for p in run("ip", "netns", "pids", name, check=False).stdout.split()]
+        if not pids:
+            return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.2)
+
+
+def remove_all() -> list[str]:
+    """Remove every lab namespace (and so every interface in it) with its processes."""
+    names = lab_namespaces()
+    for name in names:
+        kill_namespace_processes(name)
+        run("ip", "netns", "del", name, check=False)
+    return names
+
+
+class Lab:
+    """One lab; `up()` builds it, `down()` removes all of it. Use as a context manager."""
+
+    def __init__(self, base_dir: Path | None = None, *, tag: str | None = None) -> None:
+        self.tag = tag or uuid.uuid4().hex[:6]
+        self.base_dir = base_dir or Path(tempfile.mkdtemp(prefix=f"{PREFIX}-{self.tag}-"))
+        self.spaces = {
+            role: f"{PREFIX}-{self.tag}-{role}"
+            for role in ("switch", "primary", "backup", "client", "outside")
+        }
+        self.macs: dict[str, str] = {}
+        self.sites: dict[str, Site] = {}
+        self.ca: Certificate | None = None
+        # Active faults on the switch: (from_port, to_role) pairs dropped, with a percentage.
+        self._drops: dict[tuple[str, str], int] = {}
+        self.skewed: dict[str, int] = {}
+
+    # Building and removing -------------------------------------------------------------
+
+    def __enter__(self) -> Lab:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.down()
+
+    def in_ns(self, role: str, *argv: str, check: bool = True, timeout: float = 30):
+        return run("ip", "netns", "exec", self.spaces[role], *argv, check=check, timeout=timeout)
+
+    def build_network(self, *, keep: bool = False) -> None:
+        owner_file(self.tag).write_text("keep" if keep else str(os.getpid()))
+        for name in self.spaces.values():
+            run("ip", "netns", "add", name)
+            run("ip", "-n", name, "link", "set", "lo", "up")
+        switch = self.spaces["switch"]
+        run("ip", "-n", switch, "link", "add", "br0", "type", "bridge", "stp_state", "0",
+            "forward_delay", "0")  # fmt: skip
+        run("ip", "-n", switch, "link", "set", "br0", "up")
+        for role in ADDRESSES:
+            port = f"p-{role}"
+            run("ip", "link", "add", "name", port, "netns", switch, "type", "veth",
+                "peer", "name", "eth0", "netns", self.spaces[role])  # fmt: skip
+            run("ip", "-n", switch, "link", "set", port, "master", "br0", "up")
+            run("ip", "-n", self.spaces[role], "addr", "add", f"{address(role)}/24", "dev", "eth0")
+            run("ip", "-n", self.spaces[role], "link", "set", "eth0", "up")
+            link = run("ip", "-n", self.spaces[role], "-o", "link", "show", "eth0").stdout
+            self.macs[role] = link.split("link/ether ")[1].split()[0]
+        for role in SITES:
+            self.in_ns(role, "sysctl", "-qw", "net.ipv4.ip_nonlocal_bind=1")
+        self._apply_switch_rules()
+
+    def start_sites(self, **env: str) -> None:
+        self.ca = make_ca(self.base_dir)
+        for role in SITES:
+            site = Site(
+                role,
+                self.base_dir,
+                ca=self.ca,
+                netns=self.spaces[role],
+                host=address(role),
+                extra_hosts=(SHARED_IP,),
+                SHARED_IP_DRIVER="linux",
+                PEER_CHECK_SECONDS="1",
+                PEER_CA_BUNDLE="",
+                **env,
+            )
+            site.manage("failover", "set-key", stdin=KEY + "\n")
+            site.manage("ensureadmin", "admin", stdin=ADMIN_PASSWORD + "\n")
+            site.shell(
+                "from failover.models import SharedIP\n"
+                f"SharedIP(enabled=True, address={SHARED!r}, interface='eth0').save()"
+            )
+            self.sites[role] = site
+        for site in self.sites.values():
+            site.launch()
+        for site in self.sites.values():
+            site.wait_ready(timeout=90)
+
+    def pair(self) -> None:
+        """Establish from the primary and wait for the first sync and the shared IP."""
+        primary, backup = self.sites["primary"], self.sites["backup"]
+        primary.manage(
+            "failover", "establish",
+            "--backup-host", address("backup"), "--backup-port", "443",
+            "--reverse-host", address("primary"), "--reverse-port", "443",
+            "--backup-fingerprint", backup.certificate_fingerprint,
+        )  # fmt: skip
+        if not wait_until(lambda: self.last_sync("backup") == "succeeded", timeout=90):
+            raise LabError(f"the first sync did not finish:\n{backup.log('worker.log')}")
+        if not wait_until(lambda: self.holders() == {"primary"}, timeout=30):
+            raise LabError(f"the primary did not take {SHARED}: holders {self.holders()}")
+
+    def up(self, *, keep: bool = False, **env: str) -> Lab:
+        remove_stale()
+        try:
+            self.build_network(keep=keep)
+            self.start_sites(**env)
+            self.pair()
+        except BaseException:
+            self.down()
+            raise
+        return self
+
+    def down(self) -> None:
+        for site in self.sites.values():
+            with contextlib.suppress(Exception):
+                site.kill()
+        for name in self.spaces.values():
+            kill_namespace_processes(name)
+            run("ip", "netns", "del", name, check=False)
+        owner_file(self.tag).unlink(missing_ok=True)
+
+    # Looking -----------------------------------------------------------------------------
+
+    def holders(self) -> set[str]:
+        """Which site namespaces have the shared address on eth0, read from the kernel."""
+        found = set()
+        for role in SITES:
+            shown = run("ip", "-n", self.spaces[role], "-o", "addr", "show", "dev", "eth0",
+                        check=False).stdout  # fmt: skip
+            if f" {SHARED} " in shown:
+                found.add(role)
+        return found
+
+    def role(self, site: str) -> str:
+        return self.status(site).get("role", "")
+
+    def status(self, site: str) -> dict[str, Any]:
+        done = self.sites[site].manage("failover", "status", "--json", check=False)
+        try:
+            return json.loads(done.stdout)
+        except json.JSONDecodeError:
+            return {}
+
+    def last_sync(self, site: str) -> str:
+        return (
+            self.sites[site]
+            .shell(
+                "from failover.models import SyncRun\n"
+                "run = SyncRun.objects.order_by('-id').first()\n"
+                "print(run.status if run else '')"
+            )
+            .strip()
+        )
+
+    def events(self, site: str) -> list[str]:
+        out = self.sites[site].shell(
+            "import json\nfrom failover.models import FailoverEvent\n"
+            "print(json.dumps(list(FailoverEvent.objects.order_by('id')"
+            ".values_list('kind', flat=True))))"
+        )
+        return json.loads(out)
+
+    def client(self, *argv: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        """Run a command in the client's namespace."""
+        return self.in_ns("client", *argv, check=False, timeout=timeout)
+
+    def client_python(self, script: str, *args: str, timeout: float = 120) -> str:
+        """Run a Python script (a file under tests/lab_client/) in the client's namespace."""
+        done = self.in_ns(
+            "client", sys.executable, str(ROOT / "tests" / "lab_client" / script), *args,
+            check=True, timeout=timeout,
+        )  # fmt: skip
+        return done.stdout
+
+    # Faults ------------------------------------------------------------------------------
+
+    def crash(self, site: str) -> None:
+        """Every process of the site dies at once (web, worker, beat, Redis)."""
+        self.sites[site].process = None
+        kill_namespace_processes(self.spaces[site])
+
+    def power_off(self, site: str) -> None:
+        """The machine dies: its processes, its link, and with them the address it held."""
+        self.cut_link(site)
+        self.crash(site)
+        run("ip", "-n", self.spaces[site], "addr", "del", SHARED, "dev", "eth0", check=False)
+
+    def power_on(self, site: str, *, wait: bool = True) -> None:
+        """The machine comes back: link up, site started (as after a reboot)."""
+        self.cut_link(site, down=False)
+        self.restart(site, wait=wait)
+
+    def watch(
+        self, host: str = SHARED_IP, port: int = 443, *, tls: bool = True, limit: float = 300
+    ) -> Watcher:
+        """Start a client in its namespace that reports when `host:port` goes down and up."""
+        return Watcher(self, host, port, tls=tls, limit=limit)
+
+    def restart(self, site: str, *, wait: bool = True) -> None:
+        self.sites[site].kill()
+        kill_namespace_processes(self.spaces[site])
+        self.sites[site].launch()
+        if wait:
+            self.sites[site].wait_ready(timeout=90)
+
+    def cut_link(self, role: str, *, down: bool = True) -> None:
+        run("ip", "-n", self.spaces["switch"], "link", "set", f"p-{role}",
+            "down" if down else "up")  # fmt: skip
+
+    def drop(self, a: str, b: str, percent: int = 100) -> None:
+        """Drop frames between hosts `a` and `b`, both ways (at the switch)."""
+        self._drops[(a, b)] = percent
+        self._drops[(b, a)] = percent
+        self._apply_switch_rules()
+
+    def undrop(self, a: str, b: str) -> None:
+        self._drops.pop((a, b), None)
+        self._drops.pop((b, a), None)
+        self._apply_switch_rules()
+
+    def partition(self) -> None:
+        """The two sites cannot reach each other; both still reach the client and outside."""
+        self.drop("primary", "backup")
+
+    def heal(self) -> None:
+        self._drops.clear()
+        self._apply_switch_rules()
+
+    def cut_off_outside(self, site: str) -> None:
+        self.drop(site, "outside")
+
+    def _apply_switch_rules(self) -> None:
+        lines = ["flush ruleset", "table netdev lab {"]
+        for role in ADDRESSES:
+            lines.append(
+                f'  chain from_{role} {{ type filter hook ingress device "p-{role}" '
+                "priority 0; policy accept;"
+            )
+            for (src, dst), percent in self._drops.items():
+                if src != role:
+                    continue
+                rule = f"    ether daddr {self.macs[dst]}"
+                if percent < 100:
+                    rule += f" numgen random mod 100 < {percent}"
+                lines.append(rule + " drop")
+            lines.append("  }")
+        lines.append("}")
+        subprocess.run(
+            ["ip", "netns", "exec", self.spaces["switch"], "nft", "-f", "-"],
+            input="\n".join(lines) + "\n", text=True, check=True, capture_output=True,
+        )  # fmt: skip
+
+    def delay(self, role: str, milliseconds: int) -> None:
+        """Delay every packet a host sends (tc netem), where the kernel has netem."""
+        result = self.in_ns(role, "tc", "qdisc", "replace", "dev", "eth0", "root", "netem",
+                            "delay", f"{milliseconds}ms", check=False)  # fmt: skip
+        if result.returncode != 0:
+            raise LabError(f"tc netem is not available here: {result.stderr.strip()}")
+
+    def skew_clock(self, site: str, seconds: int) -> None:
+        """Restart a site with its clock `seconds` off (libfaketime), as its peer sees it."""
+        if not os.path.exists(FAKETIME_LIB):
+            raise LabError(f"{FAKETIME_LIB} is missing (tests/setup-lab installs faketime)")
+        env = self.sites[site].env
+        if seconds:
+            env.update(
+                LD_PRELOAD=FAKETIME_LIB,
+                FAKETIME=f"{seconds:+d}s",
+                FAKETIME_DONT_FAKE_MONOTONIC="1",
+                FAKETIME_NO_CACHE="1",
+            )
+        else:
+            for name in ("LD_PRELOAD", "FAKETIME", "FAKETIME_DONT_FAKE_MONOTONIC"):
+                env.pop(name, None)
+        self.skewed[site] = seconds
+        self.restart(site)
+
+
+class Watcher:
+    """The client's view of the shared address: a process in the client namespace."""
+
+    def __init__(self, lab: Lab, host: str, port: int, *, tls: bool, limit: float) -> None:
+        argv = ["ip", "netns", "exec", lab.spaces["client"], sys.executable,
+                str(ROOT / "tests" / "lab_client" / "watch.py"), host, str(port),
+                "--limit", str(limit)]  # fmt: skip
+        if tls:
+            argv.append("--tls")
+        self.process = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
+        )
+        self.changes: list[dict[str, Any]] = []
+
+    def next_change(self, timeout: float) -> dict[str, Any] | None:
+        import select
+
+        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
+        if not ready:
+            return None
+        line = self.process.stdout.readline()
+        if not line:
+            return None
+        change = json.loads(line)
+        self.changes.append(change)
+        return change
+
+    def wait_for(self, up: bool, timeout: float) -> dict[str, Any] | None:
+        """The next change to `up` (down when False) within `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            change = self.next_change(left)
+            if change is None:
+                return None
+            if change["up"] is up:
+                return change
+        return None
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            self.process.stdin.close()
+        try:
+            self.process.wait(5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def owner_file(tag: str) -> Path:
+    return Path(tempfile.gettempdir()) / f"{PREFIX}-{tag}.owner"
+
+
+def remove_stale() -> None:
+    """Remove labs whose creator is gone (an interrupted run), not those of running tests.
+
+    Each lab writes the pid of the process that made it; the command line's lab
+    writes "keep" and stays until `python -m tests.lab down`.
+    """
+    for name in lab_namespaces():
+        tag = name.removeprefix(PREFIX + "-").rsplit("-", 1)[0]
+        path = owner_file(tag)
+        owner = path.read_text().strip() if path.exists() else ""
+        if owner == "keep" or (owner.isdigit() and Path(f"/proc/{owner}").exists()):
+            continue
+        kill_namespace_processes(name)
+        run("ip", "netns", "del", name, check=False)
+        path.unlink(missing_ok=True)
+
+
+def main(argv: list[str]) -> int:
+    command = argv[0] if argv else "help"
+    if command == "up":
+        if problems := missing_tools():
+            print("the lab needs: " + "; ".join(problems), file=sys.stderr)
+            return 2
+        lab = Lab(tag="cli")
+        lab.up(keep=True)
+        print(f"Lab up in {lab.base_dir} (namespaces {', '.join(lab.spaces.values())}).")
+        for role in SITES:
+            print(f"  {role}: https://{address(role)}/ (ip netns exec {lab.spaces[role]} ...)")
+        print(f"  shared IP {SHARED}; admin password in the lab: {ADMIN_PASSWORD!r}")
+        print(f"  a shell as the client: ip netns exec {lab.spaces['client']} bash")
+        print("  remove it: python -m tests.lab down")
+        return 0
+    if command == "down":
+        removed = remove_all()
+        for path in Path(tempfile.gettempdir()).glob(f"{PREFIX}-*.owner"):
+            path.unlink(missing_ok=True)
+        print(
+            f"removed {len(removed)} lab namespaces"
+            + (f": {', '.join(removed)}" if removed else "")
+        )
+        return 0
+    print("usage: python -m tests.lab up|down", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    os.chdir(ROOT)
+    sys.exit(main(sys.argv[1:]))
