@@ -61,8 +61,12 @@ def test_every_queue_is_served_by_exactly_one_worker():
         assert len(serving) == 1, f"queue {queue} is served by {serving}"
 
 
-def test_the_shared_ip_tasks_run_in_the_network_worker():
-    for task in ("failover.tasks.reconcile_shared_ip", "failover.tasks.announce_shared_ip"):
+def test_the_failover_path_runs_in_the_network_worker():
+    for task in (
+        "failover.tasks.poll_primary",
+        "failover.tasks.reconcile_shared_ip",
+        "failover.tasks.announce_shared_ip",
+    ):
         assert settings.CELERY_TASK_ROUTES[task]["queue"] == "network"
     assert queues(SERVICES["network-worker"]) == {"network"}
     assert "network" not in queues(SERVICES["worker"])
