@@ -29,7 +29,7 @@ check: install
 	APPLIANCE_DATA_DIR=$$(mktemp -d) $(BIN)/python manage.py makemigrations --check --dry-run
 
 test: install
-	tests/setup-browser
+	tests/setup-system
 	$(MAKE) --no-print-directory lint check
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 

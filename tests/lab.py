@@ -49,7 +49,10 @@ SHARED_IP = f"{SUBNET}.100"
 SHARED = f"{SHARED_IP}/24"
 KEY = "lab pre-shared key, long enough 01"
 ADMIN_PASSWORD = "lab admin password 1"
-FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+FAKETIME_LIB = next(
+    (str(p) for p in Path("/usr/lib").glob("*/faketime/libfaketime.so.1")),
+    "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+)
 SITES = ("primary", "backup")
 
 
@@ -152,7 +155,28 @@ class Lab:
             self.in_ns(role, "sysctl", "-qw", "net.ipv4.ip_nonlocal_bind=1")
         self._apply_switch_rules()
 
-    def start_sites(self, **env: str) -> None:
+    def configure_monitor(
+        self, *, poll: int = 1, timeout: int = 2, test_ips: str | None = None, enabled: bool = True
+    ) -> None:
+        """Automatic failover settings on both sites (whichever is backup uses them)."""
+        ips = address("outside") if test_ips is None else test_ips
+        for site in self.sites.values():
+            site.shell(
+                "from failover.models import BackupSettings\nfrom failover import schedule\n"
+                f"s = BackupSettings.load(); s.automatic_failover = {enabled!r}\n"
+                f"s.poll_interval_seconds = {poll}; s.primary_timeout_seconds = {timeout}\n"
+                f"s.connectivity_test_ips = {ips!r}; s.save(); schedule.apply(s)"
+            )
+
+    def current(self) -> tuple[str, str]:
+        """(primary, backup) by the sites' own stored roles."""
+        roles = {site: self.stored_role(site)[0] for site in SITES}
+        primaries = [site for site, role in roles.items() if role == "primary"]
+        if len(primaries) != 1:
+            raise LabError(f"expected one primary, the sites say {roles}")
+        return primaries[0], next(site for site in SITES if site != primaries[0])
+
+    def start_sites(self, *, key: bool = True, **env: str) -> None:
         self.ca = make_ca(self.base_dir)
         for role in SITES:
             site = Site(
@@ -167,7 +191,8 @@ class Lab:
                 PEER_CA_BUNDLE="",
                 **env,
             )
-            site.manage("failover", "set-key", stdin=KEY + "\n")
+            if key:
+                site.manage("failover", "set-key", stdin=KEY + "\n")
             site.manage("ensureadmin", "admin", stdin=ADMIN_PASSWORD + "\n")
             site.shell(
                 "from failover.models import SharedIP\n"
@@ -193,12 +218,14 @@ class Lab:
         if not wait_until(lambda: self.holders() == {"primary"}, timeout=30):
             raise LabError(f"the primary did not take {SHARED}: holders {self.holders()}")
 
-    def up(self, *, keep: bool = False, **env: str) -> Lab:
+    def up(self, *, keep: bool = False, pair: bool = True, **env: str) -> Lab:
+        """Build the network and start both sites; with `pair`, set the key and establish."""
         remove_stale()
         try:
             self.build_network(keep=keep)
-            self.start_sites(**env)
-            self.pair()
+            self.start_sites(key=pair, **env)
+            if pair:
+                self.pair()
         except BaseException:
             self.down()
             raise
@@ -224,6 +251,17 @@ class Lab:
             if f" {SHARED} " in shown:
                 found.add(role)
         return found
+
+    def stored_role(self, site: str) -> tuple[str, int]:
+        """(role, epoch) straight from the site's database file: fast enough to sample."""
+        import sqlite3
+
+        path = self.sites[site].data_dir / "db.sqlite3"
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as db:
+            row = db.execute(
+                "SELECT role, epoch FROM failover_failoverstate WHERE id = 1"
+            ).fetchone()
+        return (row[0], row[1]) if row else ("", 0)
 
     def role(self, site: str) -> str:
         return self.status(site).get("role", "")

@@ -1,6 +1,6 @@
 """Playwright driving Debian's chromium against a real running site.
 
-`make test` installs chromium (tests/setup-browser) when it is missing and the
+`make test` installs chromium (tests/setup-system) when it is missing and the
 user is root; elsewhere these tests skip, saying why.
 """
 
@@ -36,7 +36,7 @@ def browser() -> Iterator[object]:
     under a running loop).
     """
     if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is missing: run tests/setup-browser as root to install chromium")
+        pytest.skip(f"{CHROMIUM} is missing: run tests/setup-system as root to install chromium")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -31,8 +31,12 @@ def probe(host: str, port: int, tls: bool, timeout: float) -> str | None:
                 conn = context.wrap_socket(raw, server_hostname=host)
             conn.settimeout(timeout)
             conn.sendall(f"GET /check_health HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
-            data = conn.recv(4096)
-            return data.decode(errors="replace").split("\r\n\r\n", 1)[-1][:200] if data else None
+            data = b""
+            while len(data) < 8192 and (chunk := conn.recv(4096)):  # HTTP/1.0: read to close
+                data += chunk
+            if not data:
+                return None
+            return data.decode(errors="replace").split("\r\n\r\n", 1)[-1][:200]
     except OSError:
         return None
 

@@ -1,0 +1,175 @@
+"""The fault matrix, failover half: two real sites in the namespace lab, a client on the shared IP.
+
+Each test starts from whatever roles the previous one left (the lab is shared by
+the module to keep CI fast) and asks the lab which site is primary. Roles and
+holders are read from the sites' databases and from the kernel's addresses.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from tests.lab import SITES, Lab, LabError
+from tests.lab_fixtures import lab  # noqa: F401
+from tests.sites import wait_until
+
+pytestmark = [pytest.mark.processes, pytest.mark.lab]
+POLL, TIMEOUT = 1, 3
+
+
+@pytest.fixture(autouse=True)
+def healthy(lab: Lab) -> None:  # noqa: F811
+    """Every test starts with both sites up, no faults, one primary holding the address."""
+    lab.heal()
+    for site in SITES:
+        lab.cut_link(site, down=False)
+        if lab.sites[site].process is None or lab.sites[site].process.poll() is not None:
+            lab.restart(site)
+    lab.configure_monitor(poll=POLL, timeout=TIMEOUT)
+
+    def one_primary_holding() -> bool:
+        try:
+            return lab.holders() == {lab.current()[0]}
+        except LabError:
+            return False
+
+    settled = wait_until(one_primary_holding, 60)
+    assert settled, f"lab did not settle: holders {lab.holders()}"
+
+
+def reports(lab: Lab, site: str) -> list:  # noqa: F811
+    return lab.sites[site].dump("appliance.report")
+
+
+def synced(lab: Lab) -> list:  # noqa: F811
+    """Write reports on the primary and sync them; the backup's reports afterwards."""
+    primary, backup = lab.current()
+    lab.sites[primary].manage("generate_reports", "15", "--seed", str(time.time_ns() % 1000))
+    lab.sites[backup].manage("failover", "sync-now", "--wait", "--timeout", "120")
+    assert reports(lab, backup) == reports(lab, primary)
+    return reports(lab, backup)
+
+
+def events_since(lab: Lab, site: str, count: int) -> list[str]:  # noqa: F811
+    return lab.events(site)[count:]
+
+
+def test_the_primary_dies_and_the_client_reaches_the_backup_on_the_shared_ip(lab):  # noqa: F811
+    primary, backup = lab.current()
+    before = synced(lab)
+    seen = len(lab.events(backup))
+    watcher = lab.watch()
+    try:
+        assert watcher.wait_for(True, 10), "the client cannot reach the shared IP before the fault"
+        cut = time.time()
+        lab.power_off(primary)
+        assert watcher.wait_for(False, 10)
+        back = watcher.wait_for(True, TIMEOUT + 30)
+    finally:
+        watcher.stop()
+    assert back, lab.sites[backup].log("network.log")
+    assert json.loads(back["body"])["role"] == "primary"
+    took = back["t"] - cut
+    # The timeout, plus at most a poll interval to notice and one poll's own wait.
+    assert took < TIMEOUT + 2 * POLL + 3, f"took {took:.1f} s"
+    assert lab.holders() == {backup}
+    assert lab.stored_role(backup)[0] == "primary"
+    history = events_since(lab, backup, seen)
+    assert "primary_down" in history and "failover" in history
+    assert reports(lab, backup) == before, "reports synced before the crash were lost"
+
+
+def test_the_old_primary_returns_as_backup_without_taking_the_address(lab):  # noqa: F811
+    primary, backup = lab.current()
+    lab.power_off(primary)
+    assert wait_until(lambda: lab.holders() == {backup}, TIMEOUT + 30)
+    lab.power_on(primary, wait=False)
+    sampled = 0
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        assert lab.holders() == {backup}, f"{primary} took the address on its return"
+        sampled += 1
+        if lab.stored_role(primary)[0] == "backup" and lab.sites[primary].get("/login") == 200:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"{primary} did not come back as backup:\n{lab.sites[primary].log()}")
+    assert lab.stored_role(backup)[0] == "primary", "no automatic failback"
+    assert lab.stored_role(backup)[1] > lab.stored_role(primary)[1] - 1
+    assert sampled > 10
+
+
+def test_a_backup_cut_off_from_everything_does_not_fail_over(lab):  # noqa: F811
+    primary, backup = lab.current()
+    seen = len(lab.events(backup))
+    lab.cut_link(backup)
+    deadline = time.monotonic() + TIMEOUT + 15
+    while time.monotonic() < deadline:
+        assert lab.holders() == {primary}
+        assert lab.stored_role(backup)[0] == "backup"
+        time.sleep(0.25)
+    assert "isolated" in events_since(lab, backup, seen)
+    lab.cut_link(backup, down=False)
+    assert wait_until(lambda: "peer_reachable" in events_since(lab, backup, seen), 30)
+    assert lab.holders() == {primary} and lab.current() == (primary, backup)
+
+
+def test_a_backup_that_reaches_no_test_ip_does_not_fail_over_when_the_primary_dies(lab):  # noqa: F811
+    primary, backup = lab.current()
+    seen = len(lab.events(backup))
+    lab.cut_off_outside(backup)
+    lab.power_off(primary)
+    deadline = time.monotonic() + TIMEOUT + 15
+    while time.monotonic() < deadline:
+        assert lab.holders() == set(), "the isolated backup took the address"
+        assert lab.stored_role(backup)[0] == "backup"
+        time.sleep(0.25)
+    history = events_since(lab, backup, seen)
+    assert "primary_down" in history and "isolated" in history and "failover" not in history
+    # The primary returns before the backup's network does: the backup sees it
+    # answer again, and the primary takes its address back.
+    lab.power_on(primary)
+    assert wait_until(lambda: lab.holders() == {primary}, 30)
+    lab.heal()
+    assert lab.current() == (primary, backup)
+
+
+def test_a_partition_between_the_sites_fails_over_and_heals_to_one_primary(lab):  # noqa: F811
+    primary, backup = lab.current()
+    lab.partition()
+    assert wait_until(lambda: lab.stored_role(backup)[0] == "primary", TIMEOUT + 30)
+    assert wait_until(lambda: backup in lab.holders(), 10)
+    lab.heal()
+    healed = time.monotonic()
+    assert wait_until(
+        lambda: lab.holders() == {backup} and lab.stored_role(primary)[0] == "backup", 30, 0.1
+    ), f"holders {lab.holders()}, roles {[lab.stored_role(s) for s in SITES]}"
+    settled_in = time.monotonic() - healed
+    # One peer check (1 s in the lab) and one poll, plus the release.
+    assert settled_in < POLL + 1 + 3, f"settled in {settled_in:.1f} s"
+    roles = [lab.stored_role(site)[0] for site in SITES]
+    assert sorted(roles) == ["backup", "primary"]
+
+
+def test_both_sites_restarted_at_once_never_make_two_primaries(lab):  # noqa: F811
+    for site in SITES:
+        lab.power_off(site)
+    for site in SITES:
+        lab.power_on(site, wait=False)
+    deadline = time.monotonic() + 120
+    settled = 0
+    while time.monotonic() < deadline and settled < 20:
+        holders = lab.holders()
+        roles = [lab.stored_role(site)[0] for site in SITES]
+        assert len(holders) <= 1, f"both sites hold the shared IP: {holders}"
+        assert roles.count("primary") <= 1, f"two primaries: {roles}"
+        settled = settled + 1 if len(holders) == 1 and roles.count("primary") == 1 else 0
+        time.sleep(0.1)
+    assert settled >= 20, f"did not settle: holders {lab.holders()}"
+    for site in SITES:
+        lab.sites[site].wait_ready(60)
+    primary, _backup = lab.current()
+    assert lab.holders() == {primary}
