@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 
+from failover import writes
 from failover.models import FailoverState, Role
 
 PRIMARY_ONLY_NAMESPACES = {"appliance:users", "appliance:reports"}
@@ -26,11 +27,28 @@ def is_primary_only(request: HttpRequest) -> bool:
     return match.namespace in PRIMARY_ONLY_NAMESPACES or match.view_name in PRIMARY_ONLY_VIEWS
 
 
+PRIMARY_ONLY_API = ("/api/v1/reports/",)
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
 class BackupRedirectMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.method not in SAFE_METHODS and request.path.startswith(PRIMARY_ONLY_API):
+            state = FailoverState.load()
+            if state.role == Role.BACKUP:
+                # A write here would be overwritten by the next sync: refuse it, say where.
+                where = f" at {state.peer_address}" if state.peer_address else ""
+                return JsonResponse(
+                    {
+                        "reason": "not_primary",
+                        "detail": f"This site is the backup: write to the primary, "
+                        f"{state.peer_name or 'the other site'}{where}, or to the shared IP.",
+                    },
+                    status=409,
+                )
         return self.get_response(request)
 
     def process_view(self, request: HttpRequest, *_args: object) -> HttpResponse | None:
@@ -49,7 +67,6 @@ class BackupRedirectMiddleware:
         return redirect("appliance:status")
 
 
-SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 ALWAYS_OPEN = ("/api/peer/", "/check_health", "/static/", "/logout")
 
 
@@ -65,15 +82,23 @@ class SwitchoverMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.path.startswith(ALWAYS_OPEN) or not FailoverState.load().switching_over:
+        if request.path.startswith(ALWAYS_OPEN):
             return self.get_response(request)
-        user = getattr(request, "user", None)
-        is_admin = bool(user and user.is_authenticated and user.is_superuser)
-        if request.path == "/login" and request.method == "POST":
-            return self.get_response(request) if _posts_admin(request) else _switching(request)
-        if request.method in SAFE_METHODS and (is_admin or request.path == "/login"):
-            return self.get_response(request)
-        return _switching(request)
+        if request.method in SAFE_METHODS:
+            if not FailoverState.load().switching_over:
+                return self.get_response(request)
+            user = getattr(request, "user", None)
+            if (user and user.is_authenticated and user.is_superuser) or request.path == "/login":
+                return self.get_response(request)
+            return _switching(request)
+        # A write registers itself before it reads the flag: a freeze sets the flag,
+        # then waits for the writes that read it unset (failover.writes).
+        with writes.in_flight():
+            if not FailoverState.load().switching_over:
+                return self.get_response(request)
+            if request.path == "/login" and _posts_admin(request):
+                return self.get_response(request)
+            return _switching(request)
 
 
 def _posts_admin(request: HttpRequest) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import redis
 from django.core.files.storage import default_storage
 from django.http import FileResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
@@ -11,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from appliance.models import Report
-from failover import roles, services, tasks
+from failover import roles, services, tasks, writes
 from failover.models import BackupSettings, FailoverState, Role, SyncRun
 from failover.sync import stream
 from security import signing
@@ -163,6 +164,17 @@ class BackupSettingsView(PeerAPIView):
         return Response({"detail": "saved"})
 
 
+# How long a freeze waits for writes that started before it.
+FREEZE_DRAIN_SECONDS = 20
+
+
+def _drained() -> bool:
+    try:
+        return writes.wait_until_drained(FREEZE_DRAIN_SECONDS)
+    except redis.RedisError:
+        return False  # cannot tell: do not freeze into a switchover that might lose a write
+
+
 class RoleSerializer(serializers.Serializer):
     action = serializers.ChoiceField(
         choices=["freeze", "thaw", "step_down", "yield", "become_primary"]
@@ -186,6 +198,13 @@ class RoleView(PeerAPIView):
                 if state.role != Role.PRIMARY:
                     raise roles.RoleError(f"This site is {state.role}.", reason="not_primary")
                 FailoverState.objects.filter(pk=1).update(switching_over=action == "freeze")
+                if action == "freeze" and not _drained():
+                    FailoverState.objects.filter(pk=1).update(switching_over=False)
+                    raise roles.RoleError(
+                        f"Writes were still running on this site after {FREEZE_DRAIN_SECONDS} s; "
+                        "it takes changes again. Try the switchover once they are done.",
+                        reason="writes_in_flight",
+                    )
             elif action in ("step_down", "yield"):
                 epoch = payload.validated_data.get("epoch")
                 if epoch is None or epoch <= state.epoch:

@@ -1,0 +1,66 @@
+"""Nothing written just before a freeze is lost, and a backup refuses API writes it would lose."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from appliance.models import Report
+from failover import writes
+from failover.models import FailoverState, Role
+
+
+def test_a_freeze_waits_for_a_write_that_started_before_it(peer_redis):
+    started, release = threading.Event(), threading.Event()
+
+    def slow_write() -> None:
+        with writes.in_flight():
+            started.set()
+            release.wait(5)
+
+    writer = threading.Thread(target=slow_write)
+    writer.start()
+    assert started.wait(5)
+    assert writes.wait_until_drained(0.2) is False, "drained while a write was still running"
+    threading.Timer(0.3, release.set).start()
+    began = time.monotonic()
+    assert writes.wait_until_drained(5) is True
+    assert time.monotonic() - began >= 0.2
+    writer.join(5)
+
+
+def test_a_write_left_behind_by_a_crashed_process_expires(peer_redis):
+    from appliance.broker import connection
+
+    connection().zadd(writes.KEY, {"crashed": time.time() - writes.STALE_SECONDS - 1})
+    assert writes.wait_until_drained(0.5) is True
+
+
+@pytest.fixture
+def backup(db) -> FailoverState:
+    state = FailoverState.load()
+    state.role = Role.BACKUP
+    state.peer_name, state.peer_host, state.peer_port = "site-a", "192.0.2.1", 443
+    state.save()
+    return state
+
+
+def test_the_backup_refuses_report_writes_through_the_api_and_says_where_to_write(
+    backup, admin_user
+):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=admin_user).key}")
+    response = client.post(
+        "/api/v1/reports/",
+        {"representative": "rep", "customer_name": "Ada", "started_at": "2026-01-01T10:00:00Z"},
+        format="json",
+    )
+    assert response.status_code == 409
+    assert response.json()["reason"] == "not_primary"
+    assert "site-a" in response.json()["detail"]
+    assert not Report.objects.exists()
+    assert client.get("/api/v1/reports/").status_code == 200, "reading stays allowed"
