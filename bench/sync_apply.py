@@ -1,17 +1,20 @@
-"""Where the backup's apply time goes: the product's apply and wipe against plain SQL.
+"""Where the backup's apply time goes: the product's download and apply against plain SQL.
 
     .venv/bin/python bench/sync_apply.py [--reports 20000]
 
 No sites: one scratch SQLite database (the production settings: WAL,
-synchronous=NORMAL) in this process. The primary's side writes a full
-change stream of --reports reports to a spool file with the product code
-(failover.sync.stream.records); then, on the same data:
+synchronous=NORMAL) in this process. The primary's side writes a full,
+sealed change stream of --reports reports to a file with the product code
+(failover.sync.stream.sealed_stream); the backup's side reads it back with
+failover.sync.receive._download, which checks each record and converts it to
+database values into its spool, as it does from the network. Then, on the
+same data:
 
 - apply: failover.sync.receive._apply() of that spool into empty tables
   (what a first full sync does after the download), against a plain
-  executemany() INSERT of the same rows with the same conversions
-  (ISO datetimes to SQLite's UTC text, UUIDs to hex), checked to write the
-  same values;
+  executemany() INSERT of the stream's rows, converted in the same loop
+  (ISO datetimes to SQLite's UTC text, UUIDs to hex) with the table's indexes
+  kept, checked to write the same values;
 - wipe: failover.sync.receive._wipe() of the full tables (what a full resync
   does before its records), against one DELETE; time, rows it adds to the
   change log, and the process's peak memory (VmHWM) before and after.
@@ -25,6 +28,7 @@ This explains the full-sync and memory benchmarks; it sets no target itself.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import datetime as dt
 import os
@@ -32,6 +36,7 @@ import pstats
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,17 +59,9 @@ from harness import machine, mib, say  # noqa: E402
 
 from appliance.models import Report  # noqa: E402
 from appliance.reportgen import generate_reports  # noqa: E402
-from failover.models import ChangeLog  # noqa: E402
-from failover.sync import receive, stream  # noqa: E402
-
-
-class Quiet:
-    """Stands in for the Redis progress of a run."""
-
-    records = 0
-
-    def publish(self, **_kwargs: object) -> None:
-        pass
+from failover.models import ChangeLog, SyncCursor  # noqa: E402
+from failover.sync import codec, receive, stream  # noqa: E402
+from failover.sync.throttle import Throttle  # noqa: E402
 
 
 def memory(field: str) -> int:
@@ -74,15 +71,53 @@ def memory(field: str) -> int:
     raise LookupError(field)
 
 
-def write_spool(spool: Path) -> receive.Received:
-    plan = stream.Plan.make(None, None, full_requested=True)
+SEAL_KEY = b"sync_apply benchmark seal key 01"
+
+
+class StreamFile:
+    """Stands in for the peer: answers the change-stream request from a file."""
+
+    seal_key = SEAL_KEY
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @contextlib.contextmanager
+    def stream(self, *_args: object, **_kwargs: object) -> Iterator[StreamFile]:
+        yield self
+
+    def chunks(self, size: int) -> Iterator[bytes]:
+        with open(self.path, "rb") as stored:
+            yield from iter(lambda: stored.read(size), b"")
+
+
+class Quiet:
+    """Stands in for the Redis progress of a run."""
+
     records = 0
-    with open(spool / "changes.ndjson", "wb") as out:
-        for record in stream.records(plan):
-            out.write(stream._line(record))
-            records += 1
-    header = {"full": True, "generation": str(plan.generation), "upto": plan.upto}
-    return receive.Received(header=header, records=records, spool=spool)
+    expected = None
+
+    def add(self, **_kwargs: object) -> None:
+        pass
+
+    def set_phase(self, _phase: str) -> None:
+        pass
+
+    def publish(self, **_kwargs: object) -> None:
+        pass
+
+
+def write_stream(path: Path) -> None:
+    plan = stream.Plan.make(None, None, full_requested=True)
+    with open(path, "wb") as out:
+        for block in stream.sealed_stream(plan, SEAL_KEY):
+            out.write(block)
+
+
+def download(path: Path, spool: Path) -> receive.Received:
+    return receive._download(
+        StreamFile(path), SyncCursor.load(), True, spool, Throttle(None), Quiet()
+    )
 
 
 def empty_reports() -> None:
@@ -93,35 +128,40 @@ def snapshot() -> list[tuple]:
     return list(Report.objects.order_by("id").values_list())
 
 
-def plain_insert(received: receive.Received) -> None:
-    """The same rows through executemany(), converted as Django's SQLite backend stores them."""
-    fields = Report._meta.concrete_fields
+def plain_insert(path: Path) -> None:
+    """The stream's report rows through executemany(), converted as Django's SQLite backend
+    stores them, into the table with its indexes."""
+    fields = codec.REPORT_FIELDS
     columns = ", ".join(field.column for field in fields)
     placeholders = ", ".join("%s" for _ in fields)
     sql = f"INSERT INTO {Report._meta.db_table} ({columns}) VALUES ({placeholders})"  # noqa: S608
 
-    def value(field: object, data: dict) -> object:
-        raw = data.get(field.attname)
+    def value(field: object, raw: object) -> object:
         if field.name == "recording":
-            return (data["recording"] or {}).get("name", "")
+            return (raw or {}).get("name", "")
         if field.get_internal_type() == "DateTimeField" and raw is not None:
-            moment = dt.datetime.fromisoformat(raw).astimezone(dt.UTC).replace(tzinfo=None)
+            moment = dt.datetime.fromisoformat(raw)
+            if moment.tzinfo is not None:
+                moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
             return moment.isoformat(" ")
         if field.get_internal_type() == "UUIDField":
             return raw.replace("-", "")
         return raw
 
     rows: list[list] = []
-    with transaction.atomic(), connection.cursor() as cursor:
-        with open(received.spool / "changes.ndjson", "rb") as spooled:
-            for line in spooled:
-                record = json.loads(line)
-                if record["model"] != "appliance.report":
-                    continue
-                rows.append([value(field, record["data"]) for field in fields])
-                if len(rows) >= receive.APPLY_BATCH:
-                    cursor.executemany(sql, rows)
-                    rows = []
+    model = None
+    with transaction.atomic(), connection.cursor() as cursor, open(path, "rb") as lines:
+        for line in lines:
+            item = json.loads(line)
+            if isinstance(item, dict):
+                model = item.get("model")
+                continue
+            if model != "appliance.report":
+                continue
+            rows.append([value(field, raw) for field, raw in zip(fields, item, strict=True)])
+            if len(rows) >= receive.APPLY_BATCH:
+                cursor.executemany(sql, rows)
+                rows = []
         if rows:
             cursor.executemany(sql, rows)
 
@@ -144,8 +184,14 @@ def main() -> None:
         generate_reports(args.reports, seed=args.seed)
         spool = SCRATCH / "spool"
         spool.mkdir()
-        received = write_spool(spool)
-        say(f"{received.records} records, {mib((spool / 'changes.ndjson').stat().st_size)}")
+        changes = SCRATCH / "changes.ndjson"
+        write_stream(changes)
+        fetched = seconds(lambda: download(changes, spool))
+        received = download(changes, spool)
+        say(
+            f"{received.records} records, {mib(changes.stat().st_size)}; "
+            f"download (check, convert, spool) {fetched:.2f} s"
+        )
 
         logged_before, peak_before, resident_before = (
             ChangeLog.objects.count(),
@@ -165,7 +211,7 @@ def main() -> None:
         apply = seconds(lambda: receive._apply(received, Quiet()))
         applied = snapshot()
         empty_reports()
-        plain = seconds(lambda: plain_insert(received))
+        plain = seconds(lambda: plain_insert(changes))
         if snapshot() != applied:
             raise SystemExit("the plain INSERT did not write what the product's apply wrote")
         if args.profile:
@@ -181,7 +227,7 @@ def main() -> None:
     print(
         f"Apply:  receive._apply {apply:.2f} s ({args.reports / apply:.0f} rows/s); "
         f"plain executemany INSERT {plain:.2f} s ({args.reports / plain:.0f} rows/s); "
-        f"{apply / plain:.1f}x"
+        f"the apply takes {apply / plain:.2f}x the plain INSERT's time"
     )
     print(
         f"Wipe:   receive._wipe {wipe:.2f} s, {logged} change-log rows written, peak memory "

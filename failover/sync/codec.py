@@ -1,4 +1,9 @@
-"""How each synced model becomes a JSON record and how records are applied on the backup.
+"""How each synced model travels as rows of values and how rows are applied on the backup.
+
+On the wire a model's records are JSON arrays: one value per column, in the order
+of `Synced.columns`. The columns are the model's own fields (read with
+`values_list`, never as model instances) followed by its extras: many-to-many
+keys, or a report's recording as its name, size and SHA-256.
 
 Records keep the primary's primary keys, so the backup is a row-for-row mirror:
 sessions, links and API references mean the same thing on both sites.
@@ -8,30 +13,37 @@ ids differ between databases.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
-from collections.abc import Callable, Iterable
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
+from django.conf import settings
 from django.contrib.auth.models import Group, Permission, User
 from django.core.files.storage import default_storage
 from django.db import connection, models
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models.functions import Cast
 
 from appliance.models import Report, SiteSettings
 
-Record = dict[str, Any]
+Row = list[Any]
+Convert = Callable[[Any], Any]
+# Rows read from the database at a time (the primary's memory stays flat).
+READ_CHUNK = 2000
 
 
 def _plain_fields(model: type[models.Model], exclude: tuple[str, ...] = ()) -> list[models.Field]:
-    return [
+    """The model's own columns, primary key first."""
+    pk = model._meta.pk
+    return [pk] + [
         field
         for field in model._meta.concrete_fields
-        if not field.is_relation and field.name not in exclude
+        if not field.is_relation and field.name not in exclude and field is not pk
     ]
-
-
-def _dump(obj: models.Model, fields: list[models.Field]) -> Record:
-    return {field.attname: field.value_from_object(obj) for field in fields}
 
 
 class PermissionMap:
@@ -49,19 +61,128 @@ class PermissionMap:
         return [self._ids[tuple(key)] for key in natural_keys if tuple(key) in self._ids]
 
 
-def _natural(permissions: Iterable[Permission]) -> list[list[str]]:
-    return sorted([p.content_type.app_label, p.codename] for p in permissions)
+def converter(field: models.Field, database: BaseDatabaseWrapper) -> Convert:
+    """From a value as JSON carries it to what `database` stores for `field`.
+
+    The result is what `field.get_db_prep_save(field.to_python(value))` gives, which
+    is what Django itself would write. Run for every value of a full sync, that chain
+    is most of the apply's time, so the common cases take a shortcut to the same
+    result and everything else goes the long way.
+    """
+
+    def exact(value: Any) -> Any:
+        return field.get_db_prep_save(field.to_python(value), database)
+
+    kind = type(field)
+    if kind in (models.CharField, models.TextField, models.EmailField):
+        return lambda value: value if type(value) is str else exact(value)
+    if kind is models.BooleanField:
+        return lambda value: value if type(value) is bool else exact(value)
+    if kind in (models.AutoField, models.BigAutoField):
+        validate = database.ops.validate_autopk_value
+        return lambda value: validate(value) if type(value) is int else exact(value)
+    if kind in (models.IntegerField, models.BigIntegerField, models.PositiveIntegerField):
+        adapt_integer, internal = database.ops.adapt_integerfield_value, field.get_internal_type()
+        return lambda value: adapt_integer(value, internal) if type(value) is int else exact(value)
+    if kind is models.UUIDField:
+        native = database.features.has_native_uuid_field
+        return lambda value: (
+            (UUID(value) if native else UUID(value).hex) if type(value) is str else exact(value)
+        )
+    if kind is models.DateTimeField:
+        return _datetime_converter(database, exact)
+    return lambda value: None if value is None else exact(value)
+
+
+def _datetime_converter(database: BaseDatabaseWrapper, exact: Convert) -> Convert:
+    """Datetimes travel as ISO 8601 text; without an offset they are UTC (see `read_as`)."""
+    if database.vendor == "sqlite" and settings.USE_TZ and database.timezone_name == "UTC":
+        # What SQLite's adapt_datetimefield_value stores: the text of the naive UTC time.
+        # Its checks, run for every value, were a third of a full sync's conversion.
+        def to_sqlite(value: Any) -> Any:
+            if type(value) is not str:
+                return exact(value)
+            moment = dt.datetime.fromisoformat(value)
+            if moment.tzinfo is not None:
+                moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
+            return str(moment)
+
+        return to_sqlite
+    adapt = database.ops.adapt_datetimefield_value
+
+    def to_database(value: Any) -> Any:
+        if type(value) is not str:
+            return exact(value)
+        moment = dt.datetime.fromisoformat(value)
+        return adapt(moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC))
+
+    return to_database
+
+
+def read_as(field: models.Field) -> str | Cast:
+    """How the primary reads a field for the stream.
+
+    Datetimes and UUIDs are read as the text the database holds, not through
+    Django's converters to Python objects (most of the primary's time in a full
+    sync). That text is ISO 8601 without an offset for UTC on SQLite, with one on
+    PostgreSQL; a UUID with or without dashes. The backup parses either.
+    """
+    if type(field) in (models.DateTimeField, models.UUIDField):
+        return Cast(field.attname, models.TextField())
+    return field.attname
+
+
+def _keep(value: Any) -> Any:
+    return value
 
 
 @dataclass(frozen=True)
 class Synced:
-    """One synced model: its label in the stream, how to read it, how to apply it."""
+    """One synced model: its label in the stream, its columns, how to read and apply rows.
+
+    `fields` are read with values_list; `extras` name the columns that `complete`
+    appends to each chunk of rows read; `upsert` writes rows whose values went
+    through `converters(...)`.
+    """
 
     label: str
     model: type[models.Model]
-    queryset: Callable[[], models.QuerySet]
-    dump: Callable[[models.Model], Record]
-    upsert: Callable[[list[Record], PermissionMap], None]
+    fields: list[models.Field]
+    extras: tuple[str, ...]
+    complete: Callable[[list[Row]], None]
+    upsert: Callable[[list[Row], PermissionMap], None]
+
+    @property
+    def columns(self) -> list[str]:
+        return [field.attname for field in self.fields] + list(self.extras)
+
+    def rows(self, keys: list[int] | None = None) -> Iterator[Row]:
+        """Rows of every instance (keys None) or of those keys that still exist, by key."""
+        query = self.model.objects.order_by("pk").values_list(*map(read_as, self.fields))
+        if keys is not None:
+            query = query.filter(pk__in=keys)
+        chunk: list[Row] = []
+        for values in query.iterator(READ_CHUNK):
+            chunk.append(list(values))
+            if len(chunk) >= READ_CHUNK:
+                self.complete(chunk)
+                yield from chunk
+                chunk = []
+        if chunk:
+            self.complete(chunk)
+            yield from chunk
+
+    def converters(self, database: BaseDatabaseWrapper) -> list[Convert]:
+        """One function per column, from the JSON value to the value the database stores."""
+        own = [converter(field, database) for field in self.fields]
+        if self.model is Report:
+            # The recording column carries {name, size, sha256}; the table stores the name.
+            own[-1] = _recording_name
+        return own + [_keep] * len(self.extras)
+
+    def recording(self, row: Row) -> dict[str, Any] | None:
+        """The recording a received report row names, as sent (None for other models)."""
+        return row[-1] if self.model is Report and isinstance(row[-1], dict) else None
 
     def delete(self, keys: list[int]) -> list[str]:
         """Delete rows by key; return the recording files they held (to remove after commit)."""
@@ -75,15 +196,15 @@ class Synced:
         return files
 
 
-def _upsert(model: type[models.Model], records: list[Record], fields: list[models.Field]) -> None:
-    """Insert or update rows by primary key, with the values exactly as the primary sent them.
+def _upsert(model: type[models.Model], fields: list[models.Field], rows: list[Row]) -> None:
+    """Insert or update rows by primary key; each row starts with the fields' database values.
 
     One INSERT ... ON CONFLICT (id) DO UPDATE statement run with executemany
     (SQLite and PostgreSQL both have it): about three times faster than
     bulk_create(update_conflicts=True), which spends most of its time building
     SQL, and it leaves auto_now fields as they came.
     """
-    if not records:
+    if not rows:
         return
     quote = connection.ops.quote_name
     columns = [field.column for field in fields]
@@ -95,16 +216,20 @@ def _upsert(model: type[models.Model], records: list[Record], fields: list[model
         f"VALUES ({', '.join(['%s'] * len(columns))}) "
         f"ON CONFLICT ({quote(pk)}) DO UPDATE SET {updates}"
     )
-    # Straight from the records to database values: no model instances in between.
-    rows = [
-        [
-            field.get_db_prep_save(field.to_python(record.get(field.attname)), connection)
-            for field in fields
-        ]
-        for record in records
-    ]
+    width = len(fields)
+    values = rows if all(len(row) == width for row in rows) else [row[:width] for row in rows]
     with connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
+        cursor.executemany(sql, values)
+
+
+def _natural_permissions(through: type[models.Model], owner: str, keys: list[int]) -> dict:
+    """Owner key -> sorted [app label, codename] of its permissions, for these owners."""
+    found: dict[int, list[list[str]]] = defaultdict(list)
+    for key, app, codename in through.objects.filter(**{f"{owner}__in": keys}).values_list(
+        owner, "permission__content_type__app_label", "permission__codename"
+    ):
+        found[key].append([app, codename])
+    return {key: sorted(natural) for key, natural in found.items()}
 
 
 # Groups -------------------------------------------------------------------------------
@@ -112,18 +237,22 @@ def _upsert(model: type[models.Model], records: list[Record], fields: list[model
 GROUP_FIELDS = _plain_fields(Group)
 
 
-def _dump_group(group: Group) -> Record:
-    return {**_dump(group, GROUP_FIELDS), "permissions": _natural(group.permissions.all())}
+def _complete_groups(rows: list[Row]) -> None:
+    permissions = _natural_permissions(
+        Group.permissions.through, "group_id", [row[0] for row in rows]
+    )
+    for row in rows:
+        row.append(permissions.get(row[0], []))
 
 
-def _upsert_groups(records: list[Record], permissions: PermissionMap) -> None:
-    _upsert(Group, records, GROUP_FIELDS)
+def _upsert_groups(rows: list[Row], permissions: PermissionMap) -> None:
+    _upsert(Group, GROUP_FIELDS, rows)
     through = Group.permissions.through
-    through.objects.filter(group_id__in=[r["id"] for r in records]).delete()
+    through.objects.filter(group_id__in=[row[0] for row in rows]).delete()
     through.objects.bulk_create(
-        through(group_id=r["id"], permission_id=pk)
-        for r in records
-        for pk in permissions.ids(r["permissions"])
+        through(group_id=row[0], permission_id=pk)
+        for row in rows
+        for pk in permissions.ids(row[-1])
     )
 
 
@@ -132,27 +261,30 @@ def _upsert_groups(records: list[Record], permissions: PermissionMap) -> None:
 USER_FIELDS = _plain_fields(User)
 
 
-def _dump_user(user: User) -> Record:
-    return {
-        **_dump(user, USER_FIELDS),
-        "groups": sorted(group.pk for group in user.groups.all()),
-        "user_permissions": _natural(user.user_permissions.all()),
-    }
+def _complete_users(rows: list[Row]) -> None:
+    keys = [row[0] for row in rows]
+    groups: dict[int, list[int]] = defaultdict(list)
+    for user, group in User.groups.through.objects.filter(user_id__in=keys).values_list(
+        "user_id", "group_id"
+    ):
+        groups[user].append(group)
+    permissions = _natural_permissions(User.user_permissions.through, "user_id", keys)
+    for row in rows:
+        row.append(sorted(groups.get(row[0], [])))
+        row.append(permissions.get(row[0], []))
 
 
-def _upsert_users(records: list[Record], permissions: PermissionMap) -> None:
-    _upsert(User, records, USER_FIELDS)
-    keys = [r["id"] for r in records]
+def _upsert_users(rows: list[Row], permissions: PermissionMap) -> None:
+    _upsert(User, USER_FIELDS, rows)
+    keys = [row[0] for row in rows]
     groups, perms = User.groups.through, User.user_permissions.through
     groups.objects.filter(user_id__in=keys).delete()
     perms.objects.filter(user_id__in=keys).delete()
     groups.objects.bulk_create(
-        groups(user_id=r["id"], group_id=group) for r in records for group in r["groups"]
+        groups(user_id=row[0], group_id=group) for row in rows for group in row[-2]
     )
     perms.objects.bulk_create(
-        perms(user_id=r["id"], permission_id=pk)
-        for r in records
-        for pk in permissions.ids(r["user_permissions"])
+        perms(user_id=row[0], permission_id=pk) for row in rows for pk in permissions.ids(row[-1])
     )
 
 
@@ -161,13 +293,21 @@ def _upsert_users(records: list[Record], permissions: PermissionMap) -> None:
 SETTINGS_FIELDS = _plain_fields(SiteSettings)
 
 
-def _upsert_settings(records: list[Record], _permissions: PermissionMap) -> None:
-    _upsert(SiteSettings, records, SETTINGS_FIELDS)
+def _complete_nothing(_rows: list[Row]) -> None:
+    pass
+
+
+def _upsert_settings(rows: list[Row], _permissions: PermissionMap) -> None:
+    _upsert(SiteSettings, SETTINGS_FIELDS, rows)
 
 
 # Reports ------------------------------------------------------------------------------
 
-REPORT_FIELDS = _plain_fields(Report, exclude=("recording",))
+# The recording goes last: on the wire it is {name, size, sha256}, or null.
+REPORT_FIELDS = [
+    *_plain_fields(Report, exclude=("recording",)),
+    Report._meta.get_field("recording"),
+]
 
 
 def file_digest(name: str) -> tuple[int, str]:
@@ -181,50 +321,44 @@ def file_digest(name: str) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
-def _dump_report(report: Report) -> Record:
-    record = _dump(report, REPORT_FIELDS)
-    record["recording"] = None
-    if report.recording and default_storage.exists(report.recording.name):
-        size, sha256 = file_digest(report.recording.name)
-        record["recording"] = {"name": report.recording.name, "size": size, "sha256": sha256}
-    return record
+def _complete_reports(rows: list[Row]) -> None:
+    """The recording's name becomes {name, size, sha256}, or None when there is no file."""
+    for row in rows:
+        name = row[-1]
+        row[-1] = None
+        if name and default_storage.exists(name):
+            size, sha256 = file_digest(name)
+            row[-1] = {"name": name, "size": size, "sha256": sha256}
 
 
-RECORDING = Report._meta.get_field("recording")
+def _recording_name(value: Any) -> str:
+    return value["name"] if isinstance(value, dict) else ""
 
 
-def _upsert_reports(records: list[Record], _permissions: PermissionMap) -> None:
-    rows = [
-        {**record, "recording": (record.get("recording") or {}).get("name", "")}
-        for record in records
-    ]
-    _upsert(Report, rows, [*REPORT_FIELDS, RECORDING])
+def _upsert_reports(rows: list[Row], _permissions: PermissionMap) -> None:
+    _upsert(Report, REPORT_FIELDS, rows)
 
 
 # In dependency order: groups before the users that belong to them.
 SYNCED: tuple[Synced, ...] = (
-    Synced(
-        "auth.group",
-        Group,
-        lambda: Group.objects.prefetch_related("permissions__content_type"),
-        _dump_group,
-        _upsert_groups,
-    ),
+    Synced("auth.group", Group, GROUP_FIELDS, ("permissions",), _complete_groups, _upsert_groups),
     Synced(
         "auth.user",
         User,
-        lambda: User.objects.prefetch_related("groups", "user_permissions__content_type"),
-        _dump_user,
+        USER_FIELDS,
+        ("groups", "user_permissions"),
+        _complete_users,
         _upsert_users,
     ),
     Synced(
         "appliance.sitesettings",
         SiteSettings,
-        SiteSettings.objects.all,
-        lambda s: _dump(s, SETTINGS_FIELDS),
+        SETTINGS_FIELDS,
+        (),
+        _complete_nothing,
         _upsert_settings,
     ),
-    Synced("appliance.report", Report, Report.objects.all, _dump_report, _upsert_reports),
+    Synced("appliance.report", Report, REPORT_FIELDS, (), _complete_reports, _upsert_reports),
 )
 BY_LABEL = {synced.label: synced for synced in SYNCED}
 BY_MODEL = {synced.model: synced for synced in SYNCED}

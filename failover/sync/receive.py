@@ -1,33 +1,39 @@
-"""The backup's side of a sync: download, verify, then apply all at once.
+"""The backup's side of a sync: download and check, then apply all at once.
 
-1. Download the change stream into a spool file, within the bandwidth limit,
-   checking its HMAC seal and record count at the end.
+1. Download the change stream within the bandwidth limit. Each record is
+   parsed, checked against its model's columns and converted to the values
+   the database stores as it arrives, so this work overlaps the primary's
+   sending; the converted records go to a spool file. At the end, the
+   stream's HMAC seal and record count must match.
 2. Fetch the recording files the backup lacks, checking each one's SHA-256.
 3. Apply everything in one database transaction, with the new cursor.
 
 A fault before step 3 commits (a killed worker, a cut link, a corrupted
 stream) leaves the backup's data exactly as it was: nothing is written to the
-database before the whole change set is verified on disk.
+database before the whole change set is verified on disk. The download holds
+no database lock, however long a bandwidth limit makes it last.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 import os
+import pickle
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
+import orjson
 from django.conf import settings
 from django.contrib.auth.models import Group, User
+from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.core.management.color import no_style
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.utils import timezone
 
 from appliance.models import Report
@@ -43,8 +49,13 @@ logger = logging.getLogger(__name__)
 CHANGES = "/api/peer/v1/sync/changes"
 FILE = "/api/peer/v1/sync/file"
 READ_SIZE = 16 * 1024
-APPLY_BATCH = 1000
+APPLY_BATCH = 2000
 MAX_LINE = 64 * 1024 * 1024
+# In the spool folder: the converted records, and the recordings they name.
+RECORDS = "records.pickle"
+RECORDINGS = "recordings.ndjson"
+# What a full sync empties before loading the primary's rows.
+WIPED = (Report, User, Group)
 
 
 class SyncFailed(Exception):
@@ -61,7 +72,7 @@ class Received:
     header: dict[str, Any]
     records: int
     spool: Path
-    has_recordings: bool = False
+    recordings: int = 0
     files: dict[str, Path] = field(default_factory=dict)
 
 
@@ -120,62 +131,166 @@ def _download(
         "since": cursor.seq if cursor.generation else None,
         "full": full,
     }
-    header: dict[str, Any] | None = None
-    end: dict[str, Any] | None = None
-    records = 0
-    has_recordings = False
     progress.set_phase("downloading")
     with (
         client.stream("POST", CHANGES, json=body) as answer,
-        open(spool / "changes.ndjson", "wb") as out,
+        _Receiver(answer.seal_key, spool, progress) as receiver,
     ):
-        seal = hmac.new(answer.seal_key, digestmod=hashlib.sha256)
         pending = b""
         for chunk in answer.chunks(READ_SIZE):
             throttle.consume(len(chunk))
-            progress.add(size=len(chunk))
             pending += chunk
             if len(pending) > MAX_LINE:
                 raise _corrupt("a line longer than any record")
             *lines, pending = pending.split(b"\n")
+            before = receiver.records
             for line in lines:
-                if end is not None:
-                    raise _corrupt("data after its end")
-                item = _parse(line)
-                if item.get("type") == "end":
-                    end = item
-                    continue
-                seal.update(line + b"\n")
-                if header is None:
-                    header = _check_header(item)
-                    progress.expected = header.get("expected")
-                    continue
-                out.write(line + b"\n")
-                # A cheap hint, so a sync without recordings skips the files pass.
-                has_recordings = has_recordings or b'"recording":{' in line
-                records += 1
-                progress.add(records=1)
-    if pending or header is None or end is None:
-        raise SyncFailed(
-            "The change stream from the primary ended before its end mark: the connection "
-            "was cut. The backup's data is unchanged; the sync will be retried.",
-            transient=True,
+                receiver.take(line)
+            progress.add(size=len(chunk), records=receiver.records - before)
+        return receiver.finish(pending)
+
+
+class _Receiver:
+    """Reads the change stream line by line: checks it, converts it, spools it.
+
+    Records are converted to database values here, while the download goes on,
+    and written to the spool in batches of APPLY_BATCH, so that the apply only
+    has to write them. The spool holds this run's own Python values, pickled:
+    it is a file of this process, in this site's data folder, never the peer's
+    bytes as such. Recordings named by reports go to a second file, for the
+    files pass.
+    """
+
+    def __init__(self, seal_key: bytes, spool: Path, progress: Progress) -> None:
+        self.seal = hmac.new(seal_key, digestmod=hashlib.sha256)
+        self.spool = spool
+        self.progress = progress
+        self.database = connections[DEFAULT_DB_ALIAS]
+        self.header: dict[str, Any] | None = None
+        self.end: dict[str, Any] | None = None
+        self.records = 0
+        self.recordings = 0
+        self.synced: codec.Synced | None = None
+        self.converters: list[codec.Convert] = []
+        self.batch: list[Any] = []
+        self.op = ""
+        self._seen: set[str] = set()
+        self._out: BinaryIO
+        self._recordings_out: BinaryIO
+
+    def __enter__(self) -> _Receiver:
+        self._out = open(self.spool / RECORDS, "wb")
+        self._recordings_out = open(self.spool / RECORDINGS, "wb")
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._out.close()
+        self._recordings_out.close()
+
+    def take(self, line: bytes) -> None:
+        """One line of the stream, without its newline."""
+        if self.end is not None:
+            raise _corrupt("data after its end")
+        if line[:1] == b"[":
+            self.seal.update(line + b"\n")
+            self._upsert(_decode(line))
+            return
+        item = _decode(line)
+        if not isinstance(item, dict):
+            raise _corrupt("a line that is not a record")
+        kind = item.get("type")
+        if kind == "end":
+            self.end = item
+            return
+        self.seal.update(line + b"\n")
+        if self.header is None:
+            self.header = _check_header(item)
+            self.progress.expected = self.header.get("expected")
+        elif kind == "model":
+            self._start_model(item)
+        elif kind == "delete" and self.synced is not None and type(item.get("key")) is int:
+            self._add("delete", item["key"])
+        else:
+            raise _corrupt(f"an unexpected line of type {str(kind)[:40]!r}")
+
+    def _start_model(self, item: dict[str, Any]) -> None:
+        self._flush()
+        synced = codec.BY_LABEL.get(item.get("model"))
+        if synced is None:
+            raise _corrupt(f"an unknown model {str(item.get('model'))[:60]!r}")
+        if item.get("columns") != synced.columns:
+            raise SyncFailed(
+                f"The primary sends {synced.label} with the columns {item.get('columns')}; "
+                f"this site has {synced.columns}. Run the same software version on both sites.",
+                transient=False,
+            )
+        self.synced = synced
+        self.converters = synced.converters(self.database)
+
+    def _upsert(self, row: Any) -> None:
+        synced = self.synced
+        if synced is None or type(row) is not list or len(row) != len(self.converters):
+            raise _corrupt("a record that does not fit its model's columns")
+        recording = synced.recording(row)
+        if recording is not None:
+            self._note(recording)
+        try:
+            values = [convert(value) for convert, value in zip(self.converters, row, strict=True)]
+        except (ValueError, TypeError, ValidationError):
+            raise _corrupt(f"a {synced.label} record with a value its column cannot hold") from None
+        self._add("upsert", values)
+
+    def _note(self, recording: dict[str, Any]) -> None:
+        """Keep a recording's name, size and checksum for the files pass (once per name)."""
+        name, size, sha256 = recording.get("name"), recording.get("size"), recording.get("sha256")
+        if type(name) is not str or type(size) is not int or type(sha256) is not str:
+            raise _corrupt("a recording without its name, size and checksum")
+        if name in self._seen:
+            return
+        self._seen.add(name)
+        self._recordings_out.write(orjson.dumps(recording, option=orjson.OPT_APPEND_NEWLINE))
+        self.recordings += 1
+
+    def _add(self, op: str, value: Any) -> None:
+        if op != self.op or len(self.batch) >= APPLY_BATCH:
+            self._flush()
+            self.op = op
+        self.batch.append(value)
+        self.records += 1
+
+    def _flush(self) -> None:
+        if self.batch and self.synced is not None:
+            pickle.dump(
+                (self.synced.label, self.op, self.batch), self._out, pickle.HIGHEST_PROTOCOL
+            )
+        self.batch = []
+
+    def finish(self, pending: bytes) -> Received:
+        """After the last chunk: the stream must have ended with a matching seal and count."""
+        self._flush()
+        if pending or self.header is None or self.end is None:
+            raise SyncFailed(
+                "The change stream from the primary ended before its end mark: the connection "
+                "was cut. The backup's data is unchanged; the sync will be retried.",
+                transient=True,
+            )
+        if self.end.get("records") != self.records or not hmac.compare_digest(
+            str(self.end.get("hmac", "")), self.seal.hexdigest()
+        ):
+            raise _corrupt("a seal that does not match its content")
+        return Received(
+            header=self.header,
+            records=self.records,
+            spool=self.spool,
+            recordings=self.recordings,
         )
-    if end.get("records") != records or not hmac.compare_digest(
-        str(end.get("hmac", "")), seal.hexdigest()
-    ):
-        raise _corrupt("a seal that does not match its content")
-    return Received(header=header, records=records, spool=spool, has_recordings=has_recordings)
 
 
-def _parse(line: bytes) -> dict[str, Any]:
+def _decode(line: bytes) -> Any:
     try:
-        item = json.loads(line)
-    except ValueError:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
         raise _corrupt("a line that is not JSON") from None
-    if not isinstance(item, dict):
-        raise _corrupt("a line that is not a record")
-    return item
 
 
 def _check_header(item: dict[str, Any]) -> dict[str, Any]:
@@ -198,24 +313,23 @@ def _corrupt(what: str) -> SyncFailed:
     )
 
 
-def _records(received: Received) -> Iterator[dict[str, Any]]:
-    with open(received.spool / "changes.ndjson", "rb") as spooled:
-        for line in spooled:
-            yield json.loads(line)
+def _spooled(received: Received) -> Iterator[tuple[str, str, list[Any]]]:
+    """The batches the download spooled: (model label, "upsert" or "delete", rows or keys)."""
+    with open(received.spool / RECORDS, "rb") as spooled:
+        while True:
+            try:
+                # This run's own file, written by _Receiver moments ago (see there).
+                yield pickle.load(spooled)  # noqa: S301
+            except EOFError:
+                return
 
 
 def _wanted_files(received: Received) -> Iterator[dict[str, Any]]:
-    seen = set()
-    for record in _records(received):
-        if record["op"] != "upsert" or record["model"] != "appliance.report":
-            continue
-        recording = record["data"].get("recording")
-        if not recording or recording["name"] in seen:
-            continue
-        seen.add(recording["name"])
-        if _have(recording):
-            continue
-        yield recording
+    with open(received.spool / RECORDINGS, "rb") as named:
+        for line in named:
+            recording = orjson.loads(line)
+            if not _have(recording):
+                yield recording
 
 
 def _have(recording: dict[str, Any]) -> bool:
@@ -234,7 +348,7 @@ def _fetch_files(
     client: PeerClient, received: Received, throttle: Throttle, progress: Progress
 ) -> dict[str, Path]:
     files: dict[str, Path] = {}
-    if not received.has_recordings:
+    if not received.recordings:
         return files
     folder = received.spool / "files"
     folder.mkdir()
@@ -265,7 +379,7 @@ def _apply(received: Received, progress: Progress) -> list[str]:
             removed += _wipe()
         permissions = codec.PermissionMap()
         applied = 0
-        for model, op, batch in _batches(_records(received)):
+        for model, op, batch in _spooled(received):
             synced = codec.BY_LABEL[model]
             if op == "delete":
                 removed += synced.delete(batch)
@@ -291,27 +405,9 @@ def _apply(received: Received, progress: Progress) -> list[str]:
 def _wipe() -> list[str]:
     """Before a full sync's records: remove every synced row (in the same transaction)."""
     files = list(Report.objects.exclude(recording="").values_list("recording", flat=True))
-    Report.objects.all().delete()
-    User.objects.all().delete()
-    Group.objects.all().delete()
+    for model in WIPED:
+        model.objects.all().delete()
     return files
-
-
-def _batches(records: Iterator[dict[str, Any]]) -> Iterator[tuple[str, str, list[Any]]]:
-    """Consecutive records of one model and operation, at most APPLY_BATCH at a time."""
-    batch: list[Any] = []
-    current: tuple[str, str] | None = None
-    for record in records:
-        kind = (record["model"], record["op"])
-        if record["model"] not in codec.BY_LABEL or record["op"] not in ("upsert", "delete"):
-            raise _corrupt(f"an unknown record {kind}")
-        if kind != current or len(batch) >= APPLY_BATCH:
-            if batch and current is not None:
-                yield (*current, batch)
-            batch, current = [], kind
-        batch.append(record["data"] if record["op"] == "upsert" else record["key"])
-    if batch and current is not None:
-        yield (*current, batch)
 
 
 def _place_files(files: dict[str, Path]) -> None:

@@ -1,31 +1,38 @@
 """The primary's side of a sync: the change set as a sealed NDJSON stream.
 
 Line 1 is a header (generation, cursor range, full or incremental, how many
-keys to expect). Then one line per record, `upsert` with the row as it is now
-or `delete` with its key, model by model in dependency order. The last line
-carries the record count and an HMAC-SHA256 over every byte before it, keyed
-for this one request, so the backup can tell a complete, untouched stream from
-anything else.
+keys to expect). Then, model by model in dependency order, a line naming the
+model and its columns, followed by its records: an upsert is a JSON array of
+the row's values as it is now, in those columns' order; a delete is an object
+with the key. The last line carries the record count and an HMAC-SHA256 over
+every byte before it, keyed for this one request, so the backup can tell a
+complete, untouched stream from anything else.
+
+Lines are written with orjson: it turns a row of values (datetimes and UUIDs
+included) into JSON several times faster than the standard library's encoder,
+which was a third of the primary's time in a full sync.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import hmac
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from hashlib import sha256
+from typing import Any
 from uuid import UUID
 
+import orjson
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Max
 
 from failover.models import ChangeLog, SyncSource
 from failover.sync.codec import SYNCED, Synced
 
-FORMAT = 1
+FORMAT = 2
+# Keys of an incremental change set looked up at a time.
 CHUNK = 500
+BLOCK = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -60,25 +67,26 @@ class Plan:
         return changes.values("model", "key").distinct().count()
 
 
-class _Encoder(DjangoJSONEncoder):
-    """Django's encoder, but times keep their microseconds (it rounds to milliseconds)."""
-
-    def default(self, o: object) -> object:
-        if isinstance(o, dt.datetime | dt.time):
-            return o.isoformat()
-        return super().default(o)
+def _fallback(value: object) -> object:
+    """What orjson does not encode by itself (a Decimal, a lazy string): as Django would."""
+    return DjangoJSONEncoder().default(value)
 
 
-def _line(value: dict) -> bytes:
-    return json.dumps(value, cls=_Encoder, separators=(",", ":")).encode() + b"\n"
+def _line(value: Any) -> bytes:
+    """One NDJSON line. Times keep their microseconds (Django's encoder drops them)."""
+    return orjson.dumps(value, default=_fallback, option=orjson.OPT_APPEND_NEWLINE)
 
 
-def records(plan: Plan) -> Iterator[dict]:
-    """Every record of the plan, model by model."""
+def lines(plan: Plan) -> Iterator[tuple[bytes, int]]:
+    """Every line between header and end, with the records it holds (0 or 1).
+
+    Model by model: the line naming the model and its columns, then its records.
+    """
     for synced in SYNCED:
+        yield _line({"type": "model", "model": synced.label, "columns": synced.columns}), 0
         if plan.full:
-            for obj in synced.queryset().order_by("pk").iterator(CHUNK):
-                yield {"op": "upsert", "model": synced.label, "data": synced.dump(obj)}
+            for row in synced.rows():
+                yield _line(row), 1
             continue
         batch: list[int] = []
         for key in plan.changed_keys(synced):
@@ -89,15 +97,15 @@ def records(plan: Plan) -> Iterator[dict]:
         yield from _changed(synced, batch)
 
 
-def _changed(synced: Synced, keys: list[int]) -> Iterator[dict]:
+def _changed(synced: Synced, keys: list[int]) -> Iterator[tuple[bytes, int]]:
     if not keys:
         return
-    present = {obj.pk: obj for obj in synced.queryset().filter(pk__in=keys)}
+    present = {row[0]: row for row in synced.rows(keys)}
     for key in keys:
         if key in present:
-            yield {"op": "upsert", "model": synced.label, "data": synced.dump(present[key])}
+            yield _line(present[key]), 1
         else:
-            yield {"op": "delete", "model": synced.label, "key": key}
+            yield _line({"type": "delete", "key": key}), 1
 
 
 def sealed_stream(plan: Plan, seal_key: bytes) -> Iterator[bytes]:
@@ -117,15 +125,20 @@ def sealed_stream(plan: Plan, seal_key: bytes) -> Iterator[bytes]:
     mac.update(header)
     yield header
     count = 0
+    # Sent in blocks of about 64 KiB: a write per line would cost more than the line.
     buffer: list[bytes] = []
-    for record in records(plan):
-        line = _line(record)
-        mac.update(line)
-        buffer.append(line)
-        count += 1
-        if len(buffer) >= 100:
-            yield b"".join(buffer)
-            buffer = []
+    size = 0
+    for piece, records in lines(plan):
+        count += records
+        buffer.append(piece)
+        size += len(piece)
+        if size >= BLOCK:
+            block = b"".join(buffer)
+            mac.update(block)
+            yield block
+            buffer, size = [], 0
     if buffer:
-        yield b"".join(buffer)
+        block = b"".join(buffer)
+        mac.update(block)
+        yield block
     yield _line({"type": "end", "records": count, "hmac": mac.hexdigest()})

@@ -1,0 +1,104 @@
+"""The sync's records: rows read on the primary, converted on the backup as Django stores them."""
+
+import datetime as dt
+import uuid
+
+import orjson
+import pytest
+from django.contrib.auth.models import Group, Permission, User
+from django.db import connection
+
+from appliance.models import Report
+from failover.sync import codec
+from failover.sync.stream import _line
+
+pytestmark = pytest.mark.django_db
+
+MOMENT = dt.datetime(2026, 11, 26, 12, 0, 0, 123456, tzinfo=dt.UTC)
+
+
+def django_would_store(field, value):
+    return field.get_db_prep_save(field.to_python(value), connection)
+
+
+def field(model, name):
+    return model._meta.get_field(name)
+
+
+def only_row(model, keys=None):
+    [row] = codec.BY_MODEL[model].rows(keys)
+    return row
+
+
+@pytest.mark.parametrize(
+    ("model", "name", "value"),
+    [
+        (Report, "started_at", "2026-11-26T12:00:00.123456+00:00"),
+        (Report, "started_at", "2026-11-26T14:00:00+02:00"),
+        (Report, "started_at", "2026-11-26T12:00:00Z"),
+        (Report, "ended_at", None),
+        (Report, "uuid", "07d4bedc-5143-4193-a6c3-f3391a2b8f1f"),
+        (Report, "uuid", "07d4bedc51434193a6c3f3391a2b8f1f"),
+        (Report, "customer_name", "Zoë O'Brien"),
+        (Report, "id", 123456789012),
+        (User, "is_staff", True),
+        (User, "email", "rita@example.com"),
+        (User, "last_login", None),
+    ],
+)
+def test_a_value_converts_to_what_django_itself_would_store(model, name, value):
+    column = field(model, name)
+    assert codec.converter(column, connection)(value) == django_would_store(column, value)
+
+
+def test_a_datetime_without_an_offset_is_taken_as_utc():
+    column = field(Report, "started_at")
+    convert = codec.converter(column, connection)
+    assert convert("2026-11-26 12:00:00.123456") == django_would_store(column, MOMENT)
+
+
+def test_a_value_of_an_unexpected_type_goes_through_django_and_is_refused():
+    with pytest.raises(Exception):  # noqa: B017 (Django's ValidationError or a ValueError)
+        codec.converter(field(Report, "id"), connection)("not a number")
+
+
+def test_rows_read_on_the_primary_convert_back_to_the_rows_in_the_database():
+    group = Group.objects.create(name="Tier 2")
+    group.permissions.add(Permission.objects.get(codename="view_report"))
+    rita = User.objects.create_user("rita", "rita@example.com", "long password 123")
+    rita.groups.add(group)
+    report = Report.objects.create(
+        representative="Rita",
+        customer_name="Zoë",
+        started_at=MOMENT,
+        ended_at=MOMENT + dt.timedelta(minutes=5),
+        outcome="resolved",
+        chat_transcript="line one\nline two",
+    )
+
+    for synced in codec.SYNCED:
+        stored = [
+            [f.get_db_prep_save(f.value_from_object(instance), connection) for f in synced.fields]
+            for instance in synced.model.objects.order_by("pk")
+        ]
+        converters = synced.converters(connection)
+        received = [
+            [
+                convert(value)
+                for convert, value in zip(converters, orjson.loads(_line(row)), strict=True)
+            ]
+            for row in synced.rows()
+        ]
+        width = len(synced.fields)
+        assert [row[:width] for row in received] == stored, synced.label
+
+    assert only_row(User, [rita.pk])[-2:] == [[group.pk], []]
+    assert only_row(Group)[-1] == [["appliance", "view_report"]]
+    assert only_row(Report, [report.pk])[-1] is None, "no recording file"
+
+
+def test_a_uuid_read_as_text_is_the_report_uuid():
+    report = Report.objects.create(
+        representative="r", customer_name="c", started_at=MOMENT, outcome="resolved"
+    )
+    assert uuid.UUID(only_row(Report, [report.pk])[1]) == report.uuid
