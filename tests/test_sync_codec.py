@@ -6,10 +6,11 @@ import uuid
 import orjson
 import pytest
 from django.contrib.auth.models import Group, Permission, User
-from django.db import connection
+from django.db import connection, transaction
+from django.utils import timezone
 
 from appliance.models import Report
-from failover.sync import codec
+from failover.sync import bulkload, codec
 from failover.sync.stream import _line
 
 pytestmark = pytest.mark.django_db
@@ -95,6 +96,48 @@ def test_rows_read_on_the_primary_convert_back_to_the_rows_in_the_database():
     assert only_row(User, [rita.pk])[-2:] == [[group.pk], []]
     assert only_row(Group)[-1] == [["appliance", "view_report"]]
     assert only_row(Report, [report.pk])[-1] is None, "no recording file"
+
+
+def report_indexes() -> set[str]:
+    with connection.cursor() as cursor:
+        return {
+            name
+            for name, info in connection.introspection.get_constraints(
+                cursor, Report._meta.db_table
+            ).items()
+            if info["index"] and not info["unique"] and not info["primary_key"]
+        }
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="indexes are deferred on SQLite only")
+def test_a_full_load_drops_the_indexes_and_builds_them_again_at_the_end():
+    before = report_indexes()
+    assert before
+    with transaction.atomic(), bulkload.indexes_built_afterwards([Report]):
+        assert report_indexes() == set()
+        Report.objects.create(
+            representative="r", customer_name="c", started_at=timezone.now(), outcome="resolved"
+        )
+    assert report_indexes() == before
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="indexes are deferred on SQLite only")
+def test_a_failed_load_gets_its_indexes_back_with_the_rollback():
+    before = report_indexes()
+    with (
+        pytest.raises(ZeroDivisionError),
+        transaction.atomic(),
+        bulkload.indexes_built_afterwards([Report]),
+    ):
+        assert report_indexes() == set()
+        1 / 0  # noqa: B018
+    assert report_indexes() == before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_indexes_are_never_dropped_outside_a_transaction():
+    with pytest.raises(RuntimeError), bulkload.indexes_built_afterwards([Report]):
+        pass
 
 
 def test_a_uuid_read_as_text_is_the_report_uuid():

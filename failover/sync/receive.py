@@ -39,7 +39,7 @@ from django.utils import timezone
 from appliance.models import Report
 from failover.models import BackupSettings, FailoverState, Role, SyncCursor, SyncRun
 from failover.peer import PeerClient, PeerError
-from failover.sync import changelog, codec
+from failover.sync import bulkload, changelog, codec
 from failover.sync.progress import Progress
 from failover.sync.stream import FORMAT
 from failover.sync.throttle import Throttle
@@ -374,7 +374,13 @@ def _apply(received: Received, progress: Progress) -> list[str]:
     """Apply the verified change set in one transaction. Returns files to remove afterwards."""
     header = received.header
     removed: list[str] = []
-    with transaction.atomic(), changelog.paused():
+    # A full sync empties the tables and loads them: their indexes are built once, at the end.
+    reindexed = list(WIPED) if header["full"] else []
+    with (
+        transaction.atomic(),
+        changelog.paused(),
+        bulkload.indexes_built_afterwards(reindexed),
+    ):
         if header["full"]:
             removed += _wipe()
         permissions = codec.PermissionMap()
