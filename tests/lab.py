@@ -328,6 +328,32 @@ class Lab:
         """Start a client in its namespace that reports when `host:port` goes down and up."""
         return Watcher(self, host, port, tls=tls, limit=limit)
 
+    def writer(self, token: str, *, tag: str = "w", limit: float = 300) -> subprocess.Popen[str]:
+        """Start a client that keeps writing reports to the shared IP (tests/lab_client/writer.py).
+
+        Close its stdin to stop it; its last line of output is the JSON summary.
+        """
+        writer = subprocess.Popen(
+            ["ip", "netns", "exec", self.spaces["client"], sys.executable,
+             str(ROOT / "tests" / "lab_client" / "writer.py"), SHARED_IP, token,
+             str(self.ca.cert_path), "--tag", tag, "--limit", str(limit)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
+        )  # fmt: skip
+        assert json.loads(writer.stdout.readline()) == {"started": True}
+        return writer
+
+    def api_token(self, key: str = "0" * 40) -> str:
+        """The same API token for the administrator on both sites (tokens are per site)."""
+        for site in self.sites.values():
+            site.shell(
+                "from django.contrib.auth.models import User\n"
+                "from rest_framework.authtoken.models import Token\n"
+                "user = User.objects.get(username='admin')\n"
+                f"Token.objects.filter(key={key!r}).exclude(user=user).delete()\n"
+                f"Token.objects.get_or_create(key={key!r}, defaults={{'user': user}})"
+            )
+        return key
+
     def restart(self, site: str, *, wait: bool = True) -> None:
         self.sites[site].kill()
         kill_namespace_processes(self.spaces[site])
