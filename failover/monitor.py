@@ -31,6 +31,10 @@ from failover.system import probe
 logger = logging.getLogger(__name__)
 
 LOCK = "appliance-failover:monitor-lock"
+# Poll failures that mean the primary's service is not there. Any other answer
+# (a refused signature, a skewed clock, another key, a changed certificate) comes
+# from a live primary, and a backup that took over from it would make two.
+DOWN_REASONS = frozenset({"unreachable", "timeout", "server_error", "tls", "bad_response"})
 
 
 class Action(Enum):
@@ -146,7 +150,16 @@ def _poll_locked(settings_: BackupSettings) -> Decision | None:
         with services.client_for_state(state, timeout=poll_timeout(settings_)) as client:
             hello = client.get(services.HELLO)
     except PeerError as error:
-        poll_ok, poll_error = False, error.message
+        if error.reason in DOWN_REASONS:
+            poll_ok, poll_error = False, error.message
+        else:
+            # The primary's service answered: it is alive, whatever it said. Failing
+            # over now would make two primaries; tell the administrator instead.
+            _record_once(
+                FailoverEvent.Kind.AUTH_REFUSED,
+                f"The primary answers but this backup cannot use the answer: {error.message} "
+                "It counts as alive, so automatic failover waits until this is fixed.",
+            )
     else:
         if hello.get("role") == Role.BACKUP and int(hello.get("epoch", 0)) >= state.epoch:
             # Both backups: no one serves. The higher epoch or the operator resolves it.

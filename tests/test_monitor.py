@@ -78,3 +78,85 @@ def test_at_the_timeout_one_reachable_test_ip_is_enough_to_take_over(reachable):
 
 def test_a_primary_that_answers_again_after_isolation_is_healthy():
     assert rule(poll_ok=True, failing_since=NOW - dt.timedelta(hours=2)).action is Action.HEALTHY
+
+
+def test_the_timer_runs_from_the_start_of_the_first_failed_poll():
+    started = NOW - dt.timedelta(seconds=1)
+    decision = decide(
+        now=NOW,
+        poll_ok=False,
+        poll_error="timed out after 1 s",
+        failing_since=None,
+        timeout=TIMEOUT,
+        test_connectivity=never_called,
+        poll_started=started,
+    )
+    assert decision.action is Action.START_TIMER
+    assert decision.failing_since == started
+
+
+# One tick of the monitor: what counts as a failed poll --------------------------------
+
+
+class RefusingPeer:
+    def __init__(self, error):
+        self.error = error
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def get(self, _path):
+        raise self.error
+
+
+@pytest.fixture
+def monitored_backup(db, monkeypatch):
+    from failover import services
+    from failover.models import BackupSettings, FailoverState, Role
+
+    state = FailoverState.load()
+    state.role, state.epoch = Role.BACKUP, 3
+    state.peer_name, state.peer_host, state.peer_port = "site-a", "192.0.2.1", 443
+    state.save()
+    settings_ = BackupSettings.load()
+    settings_.automatic_failover, settings_.primary_timeout_seconds = True, 5
+    settings_.connectivity_test_ips = "192.0.2.9"
+    settings_.save()
+
+    def answer_with(error):
+        monkeypatch.setattr(services, "client_for_state", lambda *a, **k: RefusingPeer(error))
+
+    return answer_with
+
+
+@pytest.mark.parametrize(
+    "reason", ["clock_skew", "key_mismatch", "signature_refused", "certificate_changed"]
+)
+def test_a_primary_that_answers_but_refuses_the_poll_is_alive(monitored_backup, reason):
+    from failover.models import BackupSettings, FailoverEvent, FailoverState
+    from failover.monitor import _poll_locked
+    from failover.peer import PeerError
+
+    monitored_backup(PeerError("The answer was refused.", transient=False, reason=reason))
+    FailoverState.objects.filter(pk=1).update(
+        primary_failing_since=NOW - dt.timedelta(hours=1)
+    )  # even long after a real outage began
+    decision = _poll_locked(BackupSettings.load())
+    assert decision.action is Action.HEALTHY
+    assert FailoverState.load().role == "backup"
+    assert FailoverEvent.objects.filter(kind="auth_refused").count() == 1
+
+
+@pytest.mark.parametrize("reason", ["unreachable", "timeout", "server_error"])
+def test_a_primary_that_does_not_answer_starts_the_timer(monitored_backup, reason):
+    from failover.models import BackupSettings, FailoverState
+    from failover.monitor import _poll_locked
+    from failover.peer import PeerError
+
+    monitored_backup(PeerError("Could not reach it.", transient=True, reason=reason))
+    decision = _poll_locked(BackupSettings.load())
+    assert decision.action is Action.START_TIMER
+    assert FailoverState.load().primary_failing_since is not None
