@@ -133,7 +133,10 @@ class Site:
             )
         else:
             self.env["PEER_ALLOW_PLAIN_HTTP"] = "1"
-        self._use_external_services()
+        if not netns:
+            # A site in a namespace cannot reach the host's loopback services: it
+            # always runs its own embedded Redis and SQLite there.
+            self._use_external_services()
         self.env.update(env)
         if "DATABASE_URL" not in self.env:
             shutil.copyfile(_migrated_template(self.env), self.data_dir / "db.sqlite3")
