@@ -7,7 +7,7 @@ TEST_WORKERS ?= 4
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint check ci clean
+.PHONY: install run test lint check ci clean lab lab-down bench-failover
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,18 @@ test: install
 	tests/setup-system
 	$(MAKE) --no-print-directory lint check
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
+
+# The namespace lab (root): two complete sites, a client and the outside world.
+lab: install
+	tests/setup-system
+	$(BIN)/python -m tests.lab up
+
+lab-down: install
+	$(BIN)/python -m tests.lab down
+
+bench-failover: install
+	tests/setup-system
+	$(BIN)/python bench/failover_time.py --trials 5 --soak-minutes 5
 
 clean:
 	rm -rf var $(VENV)
