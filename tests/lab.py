@@ -296,14 +296,6 @@ class Lab:
         """Run a command in the client's namespace."""
         return self.in_ns("client", *argv, check=False, timeout=timeout)
 
-    def client_python(self, script: str, *args: str, timeout: float = 120) -> str:
-        """Run a Python script (a file under tests/lab_client/) in the client's namespace."""
-        done = self.in_ns(
-            "client", sys.executable, str(ROOT / "tests" / "lab_client" / script), *args,
-            check=True, timeout=timeout,
-        )  # fmt: skip
-        return done.stdout
-
     # Faults ------------------------------------------------------------------------------
 
     def crash(self, site: str) -> None:
