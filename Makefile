@@ -31,7 +31,7 @@ check: install
 test: install
 	tests/setup-system
 	$(MAKE) --no-print-directory lint check
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # The namespace lab (root): two complete sites, a client and the outside world.
 lab: install

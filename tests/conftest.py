@@ -47,3 +47,29 @@ def user_client(regular_user: User) -> Client:
 @pytest.fixture
 def anon_client() -> Client:
     return Client()
+
+
+# The longest test files first. Each pytest-xdist worker takes whole files
+# (--dist loadfile, with --no-loadscope-reorder so that this order holds), the
+# first ones round-robin; starting the namespace lab's files, the slowest by far,
+# on different workers keeps one late long file from stretching the run.
+SLOWEST_FILES = (
+    "test_lab_sync.py",
+    "test_lab_failover.py",
+    "test_lab_walkthrough.py",
+    "test_lab_clock.py",
+    "test_lab_hygiene.py",
+)
+SLOW_MARKS = ("browser", "processes")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    def weight(item: pytest.Item) -> int:
+        name = item.path.name
+        if name in SLOWEST_FILES:
+            return SLOWEST_FILES.index(name)
+        marks = {mark.name for mark in item.iter_markers()}
+        slow = next((i for i, mark in enumerate(SLOW_MARKS) if mark in marks), len(SLOW_MARKS))
+        return len(SLOWEST_FILES) + slow
+
+    items.sort(key=weight)  # stable: a file's tests stay together and in order
