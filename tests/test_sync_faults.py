@@ -324,6 +324,13 @@ def test_a_link_cut_mid_stream_leaves_the_backup_unchanged_and_the_retry_complet
     assert_unchanged(backup, before)
     proxy.clear()
     run = wait_for_run(backup, run_id, finished, timeout=ALL_RETRIES + 30)
+    if run["status"] == "failed":
+        # On a very slow machine every retry came before the snapshot above was done
+        # and the fault cleared: the run gave up after its last attempt, as it must,
+        # and the backup is still unchanged; the next sync then completes.
+        assert run["attempts"] == runs.MAX_ATTEMPTS, run
+        assert_unchanged(backup, before)
+        run = wait_for_run(backup, request_sync(backup), finished, timeout=120)
     assert run["status"] == "succeeded", run["error"]
     assert_in_step(primary, backup)
 
@@ -408,7 +415,9 @@ def test_a_worker_killed_while_a_sync_waits_to_retry_does_not_block_the_next_syn
 
     assert_unchanged(backup, before)
     backup.manage("failover", "sync-now")
-    # The retry was due within seconds; the next sync should not wait much longer.
-    run = wait_for_run(backup, latest_run(backup)["id"], finished, timeout=30)
+    # The retry was due within seconds; the next sync does not wait for the dead
+    # worker. On a slow machine the third attempt may still meet the fault before it
+    # was cleared, and the fourth comes 20 s later: bounded by the whole schedule.
+    run = wait_for_run(backup, latest_run(backup)["id"], finished, timeout=ALL_RETRIES + 30)
     assert run["status"] == "succeeded", run["error"]
     assert_in_step(primary, backup)
