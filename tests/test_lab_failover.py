@@ -12,12 +12,13 @@ import time
 
 import pytest
 
-from tests.lab import SITES, Lab, LabError
+from tests.lab import LAB_SITE_ENV, SITES, Lab, LabError
 from tests.lab_fixtures import lab  # noqa: F401
 from tests.sites import wait_until
 
 pytestmark = [pytest.mark.processes, pytest.mark.lab]
 POLL, TIMEOUT = 1, 3
+PEER_CHECK = int(LAB_SITE_ENV["PEER_CHECK_SECONDS"])
 
 
 @pytest.fixture(autouse=True)
@@ -148,8 +149,8 @@ def test_a_partition_between_the_sites_fails_over_and_heals_to_one_primary(lab):
         lambda: lab.holders() == {backup} and lab.stored_role(primary)[0] == "backup", 30, 0.1
     ), f"holders {lab.holders()}, roles {[lab.stored_role(s) for s in SITES]}"
     settled_in = time.monotonic() - healed
-    # One peer check (1 s in the lab) and one poll, plus the release.
-    assert settled_in < POLL + 1 + 3, f"settled in {settled_in:.1f} s"
+    # One peer check and one poll, plus the release.
+    assert settled_in < PEER_CHECK + POLL + 3, f"settled in {settled_in:.1f} s"
     roles = [lab.stored_role(site)[0] for site in SITES]
     assert sorted(roles) == ["backup", "primary"]
 
