@@ -88,7 +88,10 @@ def decide(
         tried = ", ".join(f"{r.target} ({r.detail})" for r in results) or "no test IPs configured"
         return Decision(
             Action.STAY_ISOLATED,
-            failing_since,
+            # The timer starts again: what the backup saw while its own network was
+            # down says nothing about the primary. Once its network is back, the
+            # primary must fail a whole timeout of polls again before a takeover.
+            now,
             "The primary has not answered for "
             f"{int(waited.total_seconds())} s, but none of the connectivity test IPs answered "
             f"either ({tried}): this backup's own network is at fault, so it does not fail over.",

@@ -60,6 +60,19 @@ def test_at_the_timeout_an_isolated_backup_does_not_fail_over():
     assert "198.51.100.1 (no reply)" in decision.reason
 
 
+def test_after_isolation_the_timer_starts_again_so_a_returning_network_does_not_fail_over():
+    isolated = rule(failing_since=NOW - TIMEOUT, connectivity=lambda: results(False))
+    assert isolated.failing_since == NOW
+    # The backup's link comes back: its first poll still fails (ARP, TCP retry)
+    # while a test IP already answers. That is no reason to take over.
+    back = rule(
+        failing_since=isolated.failing_since,
+        now=NOW + dt.timedelta(seconds=2),
+        connectivity=lambda: results(True),
+    )
+    assert back.action is Action.KEEP_POLLING
+
+
 def test_with_no_test_ips_configured_the_backup_does_not_fail_over():
     decision = rule(failing_since=NOW - TIMEOUT, connectivity=list)
     assert decision.action is Action.STAY_ISOLATED
