@@ -35,8 +35,9 @@ SYNCED = ["auth.group", "auth.user", "appliance.sitesettings", "appliance.report
 CHANGES = "/api/peer/v1/sync/changes"
 FILE = "/api/peer/v1/sync/file"
 REPORTS = 4000
-# More reports, on the primary only, so that applying a full sync lasts a second or two.
-APPLY_BALLAST = 20_000
+# More reports, on the primary only, so that applying a full sync lasts a second or two
+# (the apply publishes its progress every half second; the test must see it mid-way).
+APPLY_BALLAST = 60_000
 # The longest the retries of one sync can wait in all: runs.retry_delay with +20 % jitter.
 ALL_RETRIES = sum(5 * 2 ** (attempt - 1) * 1.2 for attempt in range(1, runs.MAX_ATTEMPTS))
 _seeds = itertools.count(100)
