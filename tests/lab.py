@@ -295,10 +295,6 @@ class Lab:
         )
         return json.loads(out)
 
-    def client(self, *argv: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-        """Run a command in the client's namespace."""
-        return self.in_ns("client", *argv, check=False, timeout=timeout)
-
     # Faults ------------------------------------------------------------------------------
 
     def crash(self, site: str) -> None:

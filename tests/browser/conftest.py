@@ -71,3 +71,19 @@ def log_in(
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
+
+
+@pytest.fixture
+def new_page(browser: object) -> Iterator[object]:
+    """Open a page in a fresh browser context (its own cookies, so its own session)."""
+    contexts = []
+
+    def open_page() -> object:
+        context = browser.new_context(ignore_https_errors=True, accept_downloads=True)
+        context.set_default_timeout(15_000)
+        contexts.append(context)
+        return context.new_page()
+
+    yield open_page
+    for context in contexts:
+        context.close()

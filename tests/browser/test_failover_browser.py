@@ -106,22 +106,6 @@ def fresh_pair(tmp_path, ca):
 
 
 @pytest.fixture
-def new_page(browser):
-    """Open a page in a fresh browser context (its own cookies, so its own session)."""
-    contexts = []
-
-    def open_page():
-        context = browser.new_context(ignore_https_errors=True, accept_downloads=True)
-        context.set_default_timeout(15_000)
-        contexts.append(context)
-        return context.new_page()
-
-    yield open_page
-    for context in contexts:
-        context.close()
-
-
-@pytest.fixture
 def closed_port():
     """127.0.0.1:<port> that refuses connections: bound (so no one else takes it), not listening."""
     with socket.socket() as sock:

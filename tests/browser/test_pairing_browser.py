@@ -66,22 +66,6 @@ def unpaired(sites):
             site.manage("failover", "break", "--force")
 
 
-@pytest.fixture
-def new_page(browser):
-    """Open a page in a fresh browser context (its own cookies, so its own session)."""
-    contexts = []
-
-    def open_page():
-        context = browser.new_context(ignore_https_errors=True)
-        context.set_default_timeout(15_000)
-        contexts.append(context)
-        return context.new_page()
-
-    yield open_page
-    for context in contexts:
-        context.close()
-
-
 def last_sync(site: Site) -> dict:
     return site.status()["last_sync"] or {}
 
