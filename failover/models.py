@@ -63,6 +63,8 @@ class FailoverState(models.Model):
     # The backup's monitor: since when the primary has failed its polls.
     primary_failing_since = models.DateTimeField(null=True, blank=True)
     last_poll_at = models.DateTimeField(null=True, blank=True)
+    # The monitor's last network test reached no test IP (the backup's network is down).
+    backup_isolated = models.BooleanField(default=False)
     # Become Primary with a final sync: the primary takes no changes meanwhile.
     switching_over = models.BooleanField(default=False)
 
@@ -143,6 +145,7 @@ class FailoverState(models.Model):
             epoch=epoch,
             peer_role=Role.BACKUP,
             primary_failing_since=None,
+            backup_isolated=False,
             switching_over=False,
         )
 
@@ -154,6 +157,7 @@ class FailoverState(models.Model):
             peer_role=Role.PRIMARY,
             peer_epoch=max(epoch, self.epoch),
             primary_failing_since=None,
+            backup_isolated=False,
             switching_over=False,
         )
 
@@ -175,6 +179,7 @@ class FailoverState(models.Model):
             peer_checked_at=None,
             peer_error="",
             primary_failing_since=None,
+            backup_isolated=False,
             switching_over=False,
         )
 
@@ -244,6 +249,7 @@ class FailoverEvent(models.Model):
         SYNC_FAILED = "sync_failed", "Sync failed"
         PRIMARY_DOWN = "primary_down", "Primary not answering"
         ISOLATED = "isolated", "Backup isolated"
+        NETWORK_BACK = "network_back", "Backup's network back"
         FAILOVER = "failover", "Automatic failover"
         SHARED_IP = "shared_ip", "Shared IP"
         CONFLICT = "conflict", "Role conflict"

@@ -6,6 +6,8 @@
 3. Then test the Network Connectivity Test IPs.
 4. None reachable: the backup's own network is at fault; stay backup.
    One or more reachable: the primary is down; become primary and take the IP.
+   (After an isolation, a reachable test IP first means the backup's network is
+   back: the primary gets a whole timeout to answer again before a takeover.)
 
 `decide` is the rule itself, pure and clocked from outside, so every branch is
 tested directly; `poll` gathers the facts and acts on the decision. A Redis
@@ -43,6 +45,7 @@ class Action(Enum):
     KEEP_POLLING = "keep_polling"  # failing, but the timeout has not run out
     STAY_ISOLATED = "stay_isolated"  # timed out, and no test IP answered: our network is down
     TAKE_OVER = "take_over"  # timed out, and a test IP answered: the primary is down
+    NETWORK_BACK = "network_back"  # isolated before, a test IP answers now: the timer restarts
 
 
 @dataclass(frozen=True)
@@ -61,11 +64,13 @@ def decide(
     timeout: dt.timedelta,
     test_connectivity: Callable[[], list[probe.Result]],
     poll_started: dt.datetime | None = None,
+    isolated: bool = False,
 ) -> Decision:
     """The seed's rule. `test_connectivity` is called only when the timeout has run out.
 
     The timeout runs from the start of the first failed poll (`poll_started`):
     the primary has not answered since then, however long the poll waited.
+    `isolated`: the last network test of this episode reached no test IP.
     """
     if poll_ok:
         return Decision(Action.HEALTHY, None, "The primary answered.")
@@ -95,6 +100,16 @@ def decide(
             "The primary has not answered for "
             f"{int(waited.total_seconds())} s, but none of the connectivity test IPs answered "
             f"either ({tried}): this backup's own network is at fault, so it does not fail over.",
+        )
+    if isolated:
+        # The backup's own network has just come back. Its polls failed while it was
+        # down, and the one in flight when it returned may have failed too: none of
+        # that says the primary is down. It gets a whole timeout to answer again.
+        return Decision(
+            Action.NETWORK_BACK,
+            now,
+            f"This backup's network answers again (reached {', '.join(reached)}); the primary "
+            "gets a whole timeout to answer before a takeover.",
         )
     return Decision(
         Action.TAKE_OVER,
@@ -174,11 +189,15 @@ def _poll_locked(settings_: BackupSettings) -> Decision | None:
         poll_error=poll_error,
         failing_since=state.primary_failing_since,
         poll_started=started,
+        isolated=state.backup_isolated,
         timeout=dt.timedelta(seconds=settings_.primary_timeout_seconds),
         test_connectivity=lambda: probe.probe(test_targets(settings_)),
     )
     FailoverState.objects.filter(pk=1, epoch=state.epoch).update(
-        primary_failing_since=decision.failing_since, last_poll_at=now
+        primary_failing_since=decision.failing_since,
+        last_poll_at=now,
+        backup_isolated=decision.action is Action.STAY_ISOLATED
+        or (state.backup_isolated and decision.action in (Action.START_TIMER, Action.KEEP_POLLING)),
     )
     if decision.action is Action.START_TIMER:
         FailoverEvent.record(
@@ -190,6 +209,8 @@ def _poll_locked(settings_: BackupSettings) -> Decision | None:
         FailoverEvent.record(FailoverEvent.Kind.PEER_REACHABLE, "The primary answers again.")
     elif decision.action is Action.STAY_ISOLATED:
         _record_once(FailoverEvent.Kind.ISOLATED, decision.reason)
+    elif decision.action is Action.NETWORK_BACK:
+        FailoverEvent.record(FailoverEvent.Kind.NETWORK_BACK, decision.reason)
     elif decision.action is Action.TAKE_OVER:
         # The poll has just found the primary unreachable: the claim need not ask it again.
         roles.promote(
@@ -203,6 +224,7 @@ def _poll_locked(settings_: BackupSettings) -> Decision | None:
 
 def _record_once(kind: str, message: str) -> None:
     """One event per episode: the last event of the kind is not repeated while it lasts."""
-    last = FailoverEvent.objects.filter(kind__in=[kind, FailoverEvent.Kind.PEER_REACHABLE]).first()
+    ends = [FailoverEvent.Kind.PEER_REACHABLE, FailoverEvent.Kind.NETWORK_BACK]
+    last = FailoverEvent.objects.filter(kind__in=[kind, *ends]).first()
     if last is None or last.kind != kind:
         FailoverEvent.record(kind, message, severity=FailoverEvent.Severity.DANGER)

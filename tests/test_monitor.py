@@ -22,9 +22,10 @@ def never_called():
     raise AssertionError("the network must not be tested before the timeout")
 
 
-def rule(*, poll_ok=False, failing_since=None, connectivity=never_called, now=NOW):
+def rule(*, poll_ok=False, failing_since=None, connectivity=never_called, now=NOW, isolated=False):
     return decide(
         now=now,
+        isolated=isolated,
         poll_ok=poll_ok,
         poll_error="connection refused",
         failing_since=failing_since,
@@ -71,6 +72,26 @@ def test_after_isolation_the_timer_starts_again_so_a_returning_network_does_not_
         connectivity=lambda: results(True),
     )
     assert back.action is Action.KEEP_POLLING
+
+
+def test_a_network_that_returns_as_the_timer_runs_out_again_restarts_it_rather_than_take_over():
+    # Isolated, and the link returns just before the timer runs out again: the poll in
+    # flight fails, the network test that follows already reaches a test IP.
+    back = rule(
+        failing_since=NOW - TIMEOUT,
+        isolated=True,
+        connectivity=lambda: results(False, True),
+    )
+    assert back.action is Action.NETWORK_BACK
+    assert back.failing_since == NOW
+    assert "198.51.100.2" in back.reason and "whole timeout" in back.reason
+    # The primary still does not answer for a whole timeout with the network up: now it is down.
+    later = rule(
+        failing_since=back.failing_since,
+        now=NOW + TIMEOUT,
+        connectivity=lambda: results(True),
+    )
+    assert later.action is Action.TAKE_OVER
 
 
 def test_with_no_test_ips_configured_the_backup_does_not_fail_over():
@@ -173,3 +194,35 @@ def test_a_primary_that_does_not_answer_starts_the_timer(monitored_backup, reaso
     decision = _poll_locked(BackupSettings.load())
     assert decision.action is Action.START_TIMER
     assert FailoverState.load().primary_failing_since is not None
+
+
+def test_the_monitor_remembers_an_isolation_until_the_network_answers_again(
+    monitored_backup, monkeypatch
+):
+    from django.utils import timezone
+
+    from failover import monitor
+    from failover.models import BackupSettings, FailoverEvent, FailoverState
+    from failover.peer import PeerError
+
+    monitored_backup(PeerError("Could not reach it.", transient=True, reason="unreachable"))
+    reachable = []
+    monkeypatch.setattr(monitor.probe, "probe", lambda targets: results(*reachable))
+
+    def tick(after):
+        FailoverState.objects.filter(pk=1).update(
+            primary_failing_since=timezone.now() - dt.timedelta(seconds=after)
+        )
+        return monitor._poll_locked(BackupSettings.load()).action
+
+    reachable[:] = [False]
+    assert tick(after=60) is Action.STAY_ISOLATED
+    assert FailoverState.load().backup_isolated
+    assert tick(after=1) is Action.KEEP_POLLING
+    assert FailoverState.load().backup_isolated, "a poll within the timeout ends no isolation"
+    reachable[:] = [True]
+    assert tick(after=60) is Action.NETWORK_BACK
+    state = FailoverState.load()
+    assert state.role == "backup" and not state.backup_isolated
+    assert FailoverEvent.objects.first().kind == "network_back"
+    assert tick(after=60) is Action.TAKE_OVER
