@@ -30,6 +30,10 @@ FENCE_KEY = "appliance-failover:web-failures"
 FENCE_AFTER = 2
 SHARED_IP_ERROR_KEY = "appliance-failover:shared-ip-error"
 RELEASE_WAIT_SECONDS = 15
+FINAL_SYNC_SECONDS = 30 * 60
+# A sync that was running at the freeze, then the final one (and one spare, should
+# a scheduled sync slip in between).
+FINAL_SYNC_ATTEMPTS = 3
 
 
 class RoleError(Exception):
@@ -299,19 +303,35 @@ def become_primary(actor: object, *, sync_first: bool) -> str:
 
 
 def _final_sync(runs: object) -> None:
-    run, _created = runs.request_sync(SyncRun.Trigger.BECOME_PRIMARY, by="become-primary")
-    deadline = time.monotonic() + 30 * 60
+    """Pull a sync that starts after the freeze, and wait for it (bounded).
+
+    A sync already running began before the freeze and may miss the last writes:
+    it is let finish (whatever its outcome), then the final sync starts.
+    """
+    deadline = time.monotonic() + FINAL_SYNC_SECONDS
+    for _ in range(FINAL_SYNC_ATTEMPTS):
+        run, created = runs.request_sync(SyncRun.Trigger.BECOME_PRIMARY, by="become-primary")
+        _wait_for_run(run, deadline)
+        if created:
+            break
+    else:
+        run = None
+    if run is None or run.status != SyncRun.Status.SUCCEEDED:
+        what = (
+            f"#{run.pk} did not succeed ({run.error or run.status})" if run else "could not start"
+        )
+        raise RoleError(
+            f"The final sync {what}; this site stays backup and the primary takes changes again.",
+            reason="sync_failed",
+        )
+
+
+def _wait_for_run(run: SyncRun, deadline: float) -> None:
     while time.monotonic() < deadline:
         run.refresh_from_db()
         if not run.is_active:
-            break
+            return
         time.sleep(0.5)
-    if run.status != SyncRun.Status.SUCCEEDED:
-        raise RoleError(
-            f"The final sync #{run.pk} did not succeed ({run.error or run.status}); this site "
-            "stays backup and the primary takes changes again.",
-            reason="sync_failed",
-        )
 
 
 def _wait_for_release(client: object) -> None:

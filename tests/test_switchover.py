@@ -56,3 +56,46 @@ def test_signed_in_users_without_administrative_rights_see_the_switching_page(
 
 def test_health_checks_still_answer(anon_client, switching):
     assert anon_client.get("/check_health").status_code in (200, 500)
+
+
+# The final sync -----------------------------------------------------------------------
+
+
+class Worker:
+    """Stands in for the sync worker: every run it is given completes at once."""
+
+    def __init__(self, outcome="succeeded"):
+        self.outcome = outcome
+        self.asked = []
+
+    def request_sync(self, trigger, *, by):
+        from failover.models import SyncRun
+
+        run, created = SyncRun.request(trigger, by=by)
+        self.asked.append((run.pk, created))
+        run.finish(self.outcome, "" if self.outcome == "succeeded" else "the link was cut")
+        return run, created
+
+
+def test_a_sync_running_at_the_freeze_is_not_taken_for_the_final_sync(db):
+    from django.utils import timezone
+
+    from failover import roles
+    from failover.models import SyncRun
+
+    # Started before the freeze: it may not hold the writes of the last moments.
+    earlier = SyncRun.objects.create(
+        trigger=SyncRun.Trigger.SCHEDULE, status=SyncRun.Status.RUNNING, started_at=timezone.now()
+    )
+    worker = Worker()
+    roles._final_sync(worker)
+    final = SyncRun.objects.latest("id")
+    assert worker.asked == [(earlier.pk, False), (final.pk, True)]
+    assert final.trigger == SyncRun.Trigger.BECOME_PRIMARY
+
+
+def test_a_failed_final_sync_keeps_the_roles_and_says_why(db):
+    from failover import roles
+
+    with pytest.raises(roles.RoleError, match="did not succeed \\(the link was cut\\)"):
+        roles._final_sync(Worker(outcome="failed"))
