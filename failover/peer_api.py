@@ -207,6 +207,9 @@ class RoleView(PeerAPIView):
                     )
             elif action in ("step_down", "yield"):
                 epoch = payload.validated_data.get("epoch")
+                if state.role == Role.BACKUP and epoch == state.epoch:
+                    # Already done (a retried request): say so rather than refuse.
+                    return Response(services.identity())
                 if epoch is None or epoch <= state.epoch:
                     raise roles.RoleError(
                         f"Epoch {epoch} is not newer than this site's {state.epoch}.",

@@ -55,16 +55,18 @@ def promote(
     *,
     kind: str = FailoverEvent.Kind.ROLE_CHANGED,
     peer_checked: bool = False,
+    at_least: int = 0,
 ) -> None:
     """This site becomes primary (epoch + 1); the shared IP follows.
 
     `peer_checked`: the caller has just found the peer unreachable (the monitor),
-    so the claim of the address does not wait to ask it again.
+    so the claim of the address does not wait to ask it again. The new epoch is
+    above every one seen and above `at_least`.
     """
     with transaction.atomic():
         state = FailoverState.load()
         was = state.role
-        state.promote()
+        state.promote(at_least=at_least)
         message = (
             f"{settings.APPLIANCE_NAME} became primary (was {was}, epoch {state.epoch}): {reason}"
         )
@@ -435,10 +437,19 @@ def fix_conflict(actor: object) -> str:
             mine = (state.epoch, holds_shared_ip(), 1)
             theirs = (int(hello.get("epoch") or 0), bool(hello.get("holds_shared_ip")), 0)
             if mine > theirs:
-                if state.role != Role.PRIMARY or theirs[0] >= state.epoch:
-                    promote("Fix This Error: this site wins by the rules.", actor)
+                raise_epoch = state.role != Role.PRIMARY or theirs[0] >= state.epoch
+                epoch = max(state.epoch, state.peer_epoch or 0, theirs[0]) + 1
+                # The other site yields first: it exports its data, then becomes backup
+                # under the new epoch. Were this site to take the epoch first, the other
+                # one's next peer check could make it backup without the export.
+                client.post(
+                    ROLE, {"action": "yield", "epoch": epoch if raise_epoch else state.epoch}
+                )
+                if raise_epoch:
+                    promote(
+                        "Fix This Error: this site wins by the rules.", actor, at_least=epoch - 1
+                    )
                 epoch = FailoverState.load().epoch
-                client.post(ROLE, {"action": "yield", "epoch": epoch})
                 return f"This site is primary (epoch {epoch}); {state.peer_name} is backup."
             export_data("Fix This Error")
             if hello.get("role") != Role.PRIMARY:

@@ -72,3 +72,63 @@ def test_the_banner_comes_back_when_the_peer_claims_this_sites_role_again(admin_
 
     assert services.conflict_reported()
     assert banner_shown(admin_client)
+
+
+class ConflictingPeer:
+    """The other site, claiming primary at this site's epoch; it records what it is told."""
+
+    def __init__(self, *, holds_shared_ip: bool = False) -> None:
+        self.hello = {"role": Role.PRIMARY, "epoch": FailoverState.load().epoch}
+        self.hello["holds_shared_ip"] = holds_shared_ip
+        self.told: list[tuple[dict, int]] = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def get(self, _path):
+        return self.hello
+
+    def post(self, _path, payload):
+        # What this site's own epoch was when the other site was told.
+        self.told.append((payload, FailoverState.load().epoch))
+        return {}
+
+
+def test_fix_this_error_tells_the_loser_before_the_winner_raises_its_epoch(monkeypatch):
+    """The loser exports its data as it yields; had the winner taken the new epoch first,
+    the loser's next peer check would make it backup without that export."""
+    from failover import roles
+
+    paired(Role.PRIMARY)
+    before = FailoverState.load().epoch
+    peer = ConflictingPeer()
+    monkeypatch.setattr(services, "client_for_state", lambda *a, **k: peer)
+    monkeypatch.setattr(roles, "holds_shared_ip", lambda: True)
+
+    said = roles.fix_conflict("admin")
+
+    assert peer.told == [({"action": "yield", "epoch": before + 1}, before)]
+    assert FailoverState.load().epoch == before + 1
+    assert said == f"This site is primary (epoch {before + 1}); site-b is backup."
+
+
+@pytest.mark.usefixtures("peer_redis")
+def test_a_repeated_yield_is_answered_as_done_not_refused(settings):
+    """The winner's request may be retried after the loser already yielded."""
+    from security.models import PreSharedKey
+    from tests.test_peer_authentication import KEY, send, signed
+
+    settings.PEER_CLOCK_SKEW_SECONDS = 300
+    PreSharedKey.store(KEY, by="test")
+    paired(Role.PRIMARY)
+    epoch = FailoverState.load().epoch + 1
+    first = send(signed("POST", "/api/peer/v1/role", {"action": "yield", "epoch": epoch}))
+    again = send(signed("POST", "/api/peer/v1/role", {"action": "yield", "epoch": epoch}))
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert again.json()["role"] == Role.BACKUP
+    stale = send(signed("POST", "/api/peer/v1/role", {"action": "yield", "epoch": epoch - 1}))
+    assert stale.status_code == 409
+    assert "is not newer than this site's" in stale.json()["detail"]
