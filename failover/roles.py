@@ -182,6 +182,27 @@ def _peer_is_primary(state: FailoverState) -> bool:
     return False
 
 
+def check_peer_on_start() -> str:
+    """A site that starts as primary asks its peer first (before it serves).
+
+    While it was down its backup may have taken over: a peer that is primary
+    under a newer epoch makes this site backup before its web answers anyone.
+    An unreachable peer cannot object (the address still waits for `reconcile`).
+    """
+    state = FailoverState.load()
+    if state.role != Role.PRIMARY:
+        return f"Starting as {state.role} (epoch {state.epoch})."
+    if not _peer_is_primary(state):
+        return f"Starting as primary (epoch {state.epoch}); {state.peer_name} did not object."
+    now = FailoverState.load()
+    if now.role == Role.BACKUP:
+        return f"Starting as backup (epoch {now.epoch}): {state.peer_name} is primary now."
+    return (
+        f"Starting as primary (epoch {now.epoch}), but {state.peer_name} claims it too: "
+        "see the Failover page."
+    )
+
+
 def announce(*, check_holder: bool = False) -> int:
     """A second burst of gratuitous ARP, a moment after the first (as keepalived does).
 

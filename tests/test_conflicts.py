@@ -132,3 +132,34 @@ def test_a_repeated_yield_is_answered_as_done_not_refused(settings):
     stale = send(signed("POST", "/api/peer/v1/role", {"action": "yield", "epoch": epoch - 1}))
     assert stale.status_code == 409
     assert "is not newer than this site's" in stale.json()["detail"]
+
+
+def test_a_primary_starting_after_its_backup_took_over_starts_as_backup(monkeypatch):
+    from failover import roles
+
+    paired(Role.PRIMARY)
+    epoch = FailoverState.load().epoch
+    peer = ConflictingPeer()
+    peer.hello["epoch"] = epoch + 1  # it failed over while this site was down
+    monkeypatch.setattr(services, "client_for_state", lambda *a, **k: peer)
+
+    said = roles.check_peer_on_start()
+
+    state = FailoverState.load()
+    assert (state.role, state.epoch) == (Role.BACKUP, epoch + 1)
+    assert said == f"Starting as backup (epoch {epoch + 1}): site-b is primary now."
+
+
+def test_a_primary_whose_peer_does_not_answer_starts_as_primary(monkeypatch):
+    from failover import roles
+    from failover.peer import PeerError
+
+    paired(Role.PRIMARY)
+
+    class Gone(ConflictingPeer):
+        def get(self, _path):
+            raise PeerError("connection refused", transient=True, reason="unreachable")
+
+    monkeypatch.setattr(services, "client_for_state", lambda *a, **k: Gone())
+    assert roles.check_peer_on_start().endswith("site-b did not object.")
+    assert FailoverState.load().role == Role.PRIMARY

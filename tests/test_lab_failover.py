@@ -156,6 +156,11 @@ def test_a_partition_between_the_sites_fails_over_and_heals_to_one_primary(lab):
 
 
 def test_both_sites_restarted_at_once_never_make_two_primaries(lab):  # noqa: F811
+    """Both machines reboot together. A Primary Site Instance Timeout shorter than a
+    site's own start would let the backup take over from a primary that is still
+    starting (the rule says so); the returning primary then starts as backup
+    (test_the_old_primary_returns_as_backup...). Here the timeout outlasts a start."""
+    lab.configure_monitor(poll=POLL, timeout=30)
     for site in SITES:
         lab.power_off(site)
     for site in SITES:
