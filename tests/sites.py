@@ -85,6 +85,35 @@ def _migrated_template(base_env: dict[str, str]) -> Path:
     return _template
 
 
+_postgres_template: str | None = None
+
+
+def _migrated_postgres_template(admin_url: str, database_url: str, base_env: dict[str, str]) -> str:
+    """The same for PostgreSQL: a migrated database, made once per test process, that
+    each site's database is created from (CREATE DATABASE ... TEMPLATE)."""
+    import psycopg
+
+    global _postgres_template
+    if _postgres_template is None:
+        name = f"site_template_{os.getpid()}"
+        with psycopg.connect(admin_url, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            connection.execute(f'CREATE DATABASE "{name}"')
+        url = urlunsplit(urlsplit(database_url)._replace(path=f"/{name}"))
+        subprocess.run(
+            [sys.executable, str(ROOT / "manage.py"), "migrate", "--noinput"],
+            env={**base_env, "DATABASE_URL": url}, check=True, capture_output=True, timeout=300,
+        )  # fmt: skip
+
+        def drop() -> None:
+            with psycopg.connect(admin_url, autocommit=True) as connection:
+                connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+        atexit.register(drop)
+        _postgres_template = name
+    return _postgres_template
+
+
 class Site:
     def __init__(
         self,
@@ -140,8 +169,6 @@ class Site:
         self.env.update(env)
         if "DATABASE_URL" not in self.env:
             shutil.copyfile(_migrated_template(self.env), self.data_dir / "db.sqlite3")
-        else:
-            self.manage("migrate", "--noinput")
 
     @property
     def url(self) -> str:
@@ -158,9 +185,10 @@ class Site:
             self._database = f"site_{self.name}_{os.getpid()}_{self.port}"
             parts = urlsplit(database_url)
             admin_url = urlunsplit(parts._replace(path="/postgres"))
+            template = _migrated_postgres_template(admin_url, database_url, self.env)
             with psycopg.connect(admin_url, autocommit=True) as connection:
                 connection.execute(f'DROP DATABASE IF EXISTS "{self._database}"')
-                connection.execute(f'CREATE DATABASE "{self._database}"')
+                connection.execute(f'CREATE DATABASE "{self._database}" TEMPLATE "{template}"')
             self.env["DATABASE_URL"] = urlunsplit(parts._replace(path=f"/{self._database}"))
             self._admin_url = admin_url
         redis_url = os.environ.get("REDIS_URL", "")

@@ -32,7 +32,6 @@ def pair(tmp_path, outside):
     sites = []
     for name in ("primary", "backup"):
         site = Site(name, tmp_path, SHARED_IP_DRIVER="recording", PEER_CHECK_SECONDS="1")
-        site.manage("migrate", "--noinput")
         site.manage("failover", "set-key", stdin=KEY + "\n")
         site.shell(
             "from failover.models import SharedIP\n"

@@ -24,7 +24,6 @@ def pair(tmp_path_factory):
     primary = Site("primary", base, ca=ca)
     backup = Site("backup", base, ca=ca)
     for site in (primary, backup):
-        site.manage("migrate", "--noinput")
         site.manage("failover", "set-key", stdin=KEY + "\n")
     # The primary holds data before the relationship exists (the seed's advice).
     primary.manage("generate_reports", "300", "--seed", "3", "--with-recordings", "4")

@@ -62,7 +62,6 @@ def pair(tmp_path_factory) -> Iterator[Pair]:
     # Plain HTTP (no ca=): the proxy must see the bytes it damages.
     primary, backup = Site("primary", base), Site("backup", base)
     for site in (primary, backup):
-        site.manage("migrate", "--noinput")
         site.manage("failover", "set-key", stdin=KEY + "\n")
     primary.manage("generate_reports", str(REPORTS), "--seed", "11", "--with-recordings", "4")
     # Only the tests start syncs: no scheduled one may wander into a fault.

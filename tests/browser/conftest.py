@@ -48,7 +48,6 @@ def browser() -> Iterator[object]:
 @pytest.fixture(scope="module")
 def live_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     site = Site("browser", tmp_path_factory.mktemp("browser-site"), LOGIN_FAILURE_LIMIT="3")
-    site.manage("migrate", "--noinput")
     site.manage("ensureadmin", "admin", stdin=ADMIN_PASSWORD + "\n")
     site.start()
     yield site

@@ -10,6 +10,9 @@ from appliance.models import AuditEvent
 
 class Command(BaseCommand):
     help = "Create the administrator USERNAME, or reset its password (read from standard input)."
+    # Operations, often scripted: the deployment check (`manage.py check`) is not re-run
+    # each time, which would import every view and URL for nothing.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("username")

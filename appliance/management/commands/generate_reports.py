@@ -36,6 +36,8 @@ class Command(BaseCommand):
         "Create N realistic support-session reports (for demos and load tests). The same "
         "--seed and --end give the same reports."
     )
+    # Scripted (demos, benchmarks, tests): the deployment check is not re-run each time.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("count", type=_count, help="How many reports to create.")

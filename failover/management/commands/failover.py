@@ -21,6 +21,9 @@ from security.services import set_key
 
 class Command(BaseCommand):
     help = "Inspect and operate this site's failover relationship."
+    # Operations, often scripted: the deployment check (`manage.py check`) is not re-run
+    # each time, which would import every view and URL for nothing.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
