@@ -8,10 +8,12 @@ address before its peer takes it wherever the peer can be asked.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
 
+import redis
 import requests
 from django.conf import settings
 from django.db import transaction
@@ -29,6 +31,7 @@ ROLE = "/api/peer/v1/role"
 FENCE_KEY = "appliance-failover:web-failures"
 FENCE_AFTER = 2
 SHARED_IP_ERROR_KEY = "appliance-failover:shared-ip-error"
+HELD_KEY = "appliance-failover:shared-ip-held"
 RELEASE_WAIT_SECONDS = 15
 FINAL_SYNC_SECONDS = 30 * 60
 # A sync that was running at the freeze, then the final one (and one spare, should
@@ -105,13 +108,50 @@ def configured_address() -> SharedAddress | None:
 
 
 def holds_shared_ip() -> bool:
+    """Whether this site holds the shared IP, as the network worker last saw it.
+
+    The worker that manages the address sees the interface; the web may not
+    (under docker-compose it has a network namespace of its own). So the
+    worker's record wins while it is fresh; without one, ask the interface.
+    """
     shared = configured_address()
     if shared is None:
         return False
+    seen = _recorded_holding(shared)
+    if seen is not None:
+        return seen
     try:
         return driver().holds(shared)
     except SharedIPError:
         return False
+
+
+def _record_holding(shared: SharedAddress | None, held: bool | None) -> None:
+    """Publish what the interface has (None: unknown) for processes that cannot see it.
+
+    It lasts three peer-check periods: reconcile renews it every period and on
+    every change, so a record that outlives its worker says nothing.
+    """
+    try:
+        if shared is None or held is None:
+            connection().delete(HELD_KEY)
+        else:
+            record = json.dumps({"address": str(shared), "held": held})
+            connection().set(HELD_KEY, record, ex=3 * settings.PEER_CHECK_SECONDS)
+    except redis.RedisError:
+        logger.warning("could not record the shared IP's holder in Redis")
+
+
+def _recorded_holding(shared: SharedAddress) -> bool | None:
+    try:
+        raw = connection().get(HELD_KEY)
+    except redis.RedisError:
+        return None
+    if not raw:
+        return None
+    record = json.loads(raw)
+    # A record of another address (the setting changed since) says nothing about this one.
+    return bool(record["held"]) if record.get("address") == str(shared) else None
 
 
 def wants_shared_ip(state: FailoverState) -> bool:
@@ -129,15 +169,18 @@ def reconcile(*, peer_checked: bool = False) -> str:
     """
     shared = configured_address()
     if shared is None:
+        _record_holding(None, None)
         return "no shared IP configured"
     state = FailoverState.load()
     want = wants_shared_ip(state)
     try:
         have = driver().holds(shared)
+        _record_holding(shared, have)
         if want and not have:
             if not peer_checked and _peer_is_primary(state):
                 return "the peer is primary: not claiming the address"
             driver().add(shared)
+            _record_holding(shared, True)
             sent = driver().announce(shared)
             from failover import tasks
 
@@ -146,11 +189,13 @@ def reconcile(*, peer_checked: bool = False) -> str:
             done = "added"
         elif have and not want:
             driver().remove(shared)
+            _record_holding(shared, False)
             _note(f"{settings.APPLIANCE_NAME} released the shared IP {shared} (role {state.role}).")
             done = "removed"
         else:
             done = "in step"
     except SharedIPError as error:
+        _record_holding(None, None)
         _set_error(str(error))
         return f"error: {error}"
     _set_error("")
