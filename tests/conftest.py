@@ -49,16 +49,24 @@ def anon_client() -> Client:
     return Client()
 
 
-# The longest test files first. Each pytest-xdist worker takes whole files
-# (--dist loadfile, with --no-loadscope-reorder so that this order holds), the
-# first ones round-robin; starting the namespace lab's files, the slowest by far,
-# on different workers keeps one late long file from stretching the run.
+# The longest test files first, longest first (as measured with --durations=0 in
+# one run of the whole suite, docs/BENCHMARKS.md section 6). Each pytest-xdist worker
+# takes whole files (--dist loadfile, with --no-loadscope-reorder so that this order
+# holds) as it frees up: with the long ones handed out first, no late long file
+# stretches the run while the other workers stand idle.
 SLOWEST_FILES = (
+    "test_failover_browser.py",
+    "test_sync_faults.py",
+    "test_pairing.py",
+    "test_pairing_browser.py",
     "test_lab_sync.py",
     "test_lab_failover.py",
-    "test_lab_walkthrough.py",
+    "test_failover_sites.py",
     "test_lab_clock.py",
-    "test_lab_hygiene.py",
+    "test_lab_walkthrough.py",
+    "test_sync.py",
+    "test_sync_browser.py",
+    "test_site_processes.py",
 )
 SLOW_MARKS = ("browser", "processes")
 

@@ -7,6 +7,7 @@ tests/test_shared_ip_driver.py and in the namespace lab.
 
 from __future__ import annotations
 
+import json
 import socket
 
 import pytest
@@ -27,26 +28,51 @@ def outside():
         yield f"127.0.0.1:{server.getsockname()[1]}"
 
 
-@pytest.fixture
-def pair(tmp_path, outside):
-    sites = []
-    for name in ("primary", "backup"):
-        site = Site(name, tmp_path, SHARED_IP_DRIVER="recording", PEER_CHECK_SECONDS="1")
+@pytest.fixture(scope="module")
+def sites(tmp_path_factory):
+    """One pair for the module; each test starts from the roles the last one left."""
+    started = []
+    for name in ("site-a", "site-b"):
+        site = Site(
+            name,
+            tmp_path_factory.mktemp(name),
+            SHARED_IP_DRIVER="recording",
+            PEER_CHECK_SECONDS="1",
+        )
         site.manage("failover", "set-key", stdin=KEY + "\n")
         site.shell(
             "from failover.models import SharedIP\n"
             f"SharedIP(enabled=True, address={SHARED!r}, interface='lo').save()"
         )
-        sites.append(site.start())
-    primary, backup = sites
-    primary.manage(
+        started.append(site.start())
+    first, second = started
+    first.manage(
         "failover", "establish",
-        "--backup-host", "127.0.0.1", "--backup-port", str(backup.port),
-        "--reverse-host", "127.0.0.1", "--reverse-port", str(primary.port),
+        "--backup-host", "127.0.0.1", "--backup-port", str(second.port),
+        "--reverse-host", "127.0.0.1", "--reverse-port", str(first.port),
     )  # fmt: skip
-    yield primary, backup
-    for site in sites:
+    yield first, second
+    for site in started:
         site.destroy()
+
+
+@pytest.fixture
+def pair(sites):
+    """(primary, backup) as the sites say now: both running, no automatic failover, and
+    the primary holding the shared IP."""
+    for site in sites:
+        if site.process is None:
+            site.start()
+        set_automatic_failover(site, enabled=False)
+
+    def settled():
+        roles = {site: role(site) for site in sites}
+        primaries = [site for site in sites if roles[site] == "primary"]
+        return len(primaries) == 1 and holds(primaries[0]) and primaries[0]
+
+    primary = wait_until(settled, timeout=30)
+    assert primary, {site.name: role(site) for site in sites}
+    return primary, next(site for site in sites if site is not primary)
 
 
 def holds(site: Site) -> bool:
@@ -59,24 +85,18 @@ def role(site: Site) -> str:
     return site.status()["role"]
 
 
-def automatic_failover(backup: Site, test_ip: str, timeout: int = 3) -> None:
-    backup.shell(
+def set_automatic_failover(site: Site, *, enabled: bool, test_ip: str = "", timeout: int = 3):
+    site.shell(
         "from failover.models import BackupSettings\nfrom failover import schedule\n"
-        "s = BackupSettings.load(); s.automatic_failover = True; s.poll_interval_seconds = 1\n"
-        f"s.primary_timeout_seconds = {timeout}; s.connectivity_test_ips = {test_ip!r}\n"
-        "s.save(); schedule.apply(s)"
+        f"s = BackupSettings.load(); s.automatic_failover = {enabled!r}\n"
+        f"s.poll_interval_seconds = 1; s.primary_timeout_seconds = {timeout}\n"
+        f"s.connectivity_test_ips = {test_ip!r}; s.save(); schedule.apply(s)"
     )
-
-
-def test_the_primary_holds_the_shared_ip_and_the_backup_does_not(pair):
-    primary, backup = pair
-    assert wait_until(lambda: holds(primary), timeout=20)
-    assert not holds(backup)
 
 
 def test_become_primary_with_a_final_sync_swaps_roles_and_moves_the_address(pair):
     primary, backup = pair
-    assert wait_until(lambda: holds(primary), timeout=20)
+    assert not holds(backup)
     primary.manage("generate_reports", "25", "--seed", "5")
     result = backup.manage("failover", "become-primary", "--sync-first")
     assert "now primary" in result.stdout
@@ -90,7 +110,6 @@ def test_become_primary_with_a_final_sync_swaps_roles_and_moves_the_address(pair
 
 def test_become_backup_hands_the_role_to_the_other_site(pair):
     primary, backup = pair
-    assert wait_until(lambda: holds(primary), timeout=20)
     primary.manage("failover", "become-backup")
     assert wait_until(lambda: role(backup) == "primary", timeout=30)
     assert role(primary) == "backup"
@@ -101,16 +120,13 @@ def test_the_backup_takes_over_when_the_primary_dies_and_the_old_primary_returns
     pair, outside
 ):
     primary, backup = pair
-    assert wait_until(lambda: holds(primary), timeout=20)
-    automatic_failover(backup, outside)
+    seen = len(kinds(backup))
+    set_automatic_failover(backup, enabled=True, test_ip=outside)
     primary.stop()
     assert wait_until(lambda: role(backup) == "primary", timeout=60), backup.log("worker.log")
     assert wait_until(lambda: holds(backup), timeout=20)
-    history = backup.shell(
-        "from failover.models import FailoverEvent\n"
-        "print([e.kind for e in FailoverEvent.objects.order_by('id')])"
-    )
-    assert "'primary_down'" in history and "'failover'" in history
+    history = kinds(backup)[seen:]
+    assert "primary_down" in history and "failover" in history
     primary.start()
     # No automatic failback: the old primary learns of the newer epoch and steps down.
     assert wait_until(lambda: role(primary) == "backup", timeout=30)
@@ -118,20 +134,27 @@ def test_the_backup_takes_over_when_the_primary_dies_and_the_old_primary_returns
     assert role(backup) == "primary"
 
 
+def kinds(site: Site) -> list[str]:
+    return json.loads(
+        site.shell(
+            "import json\nfrom failover.models import FailoverEvent\n"
+            "print(json.dumps(list(FailoverEvent.objects.order_by('id')"
+            ".values_list('kind', flat=True))))"
+        )
+    )
+
+
 def test_an_isolated_backup_does_not_fail_over(pair):
     primary, backup = pair
+    seen = len(kinds(backup))
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         unreachable = f"127.0.0.1:{closed.getsockname()[1]}"
-    automatic_failover(backup, unreachable)
+    set_automatic_failover(backup, enabled=True, test_ip=unreachable)
     primary.stop()
 
-    def isolated() -> bool:
-        return "isolated" in backup.shell(
-            "from failover.models import FailoverEvent\n"
-            "print(list(FailoverEvent.objects.values_list('kind', flat=True)))"
-        )
-
-    assert wait_until(isolated, timeout=60), backup.log("worker.log")
+    assert wait_until(lambda: "isolated" in kinds(backup)[seen:], timeout=60), backup.log(
+        "worker.log"
+    )
     assert role(backup) == "backup"
     assert not holds(backup)

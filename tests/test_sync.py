@@ -11,7 +11,7 @@ import pytest
 from tests.certs import make_ca
 from tests.sites import Site, wait_until
 
-pytestmark = pytest.mark.processes
+pytestmark = [pytest.mark.processes, pytest.mark.database]
 KEY = "sync test shared key 000001"
 SYNCED = ["auth.group", "auth.user", "appliance.sitesettings", "appliance.report"]
 PASSWORD = "rita's long password 123"
