@@ -87,8 +87,10 @@ def pull(run: SyncRun, client: PeerClient) -> Received:
         raise SyncFailed(
             f"This site is {state.role}, not a backup: only a backup pulls data.", transient=False
         )
-    # Spools of earlier runs that died are of no further use.
+    # Spools of earlier runs that died are of no further use, nor are the files a
+    # run placed before dying ahead of its commit.
     shutil.rmtree(spool_root(), ignore_errors=True)
+    remove_unapplied_files()
     spool = spool_root() / f"run-{run.pk}"
     spool.mkdir(parents=True)
     limit = BackupSettings.load().bandwidth_limit
@@ -101,7 +103,11 @@ def pull(run: SyncRun, client: PeerClient) -> Received:
         progress.set_phase("fetching files")
         received.files = _fetch_files(client, received, throttle, progress)
         progress.set_phase("applying")
-        removed = _apply(received, progress)
+        try:
+            removed = _apply(received, progress)
+        finally:
+            # Committed: the placed files are in use. Rolled back: they are orphans.
+            remove_unapplied_files()
         for name in removed:
             default_storage.delete(name)
         return received
@@ -416,17 +422,53 @@ def _wipe() -> list[str]:
     return files
 
 
+def placing_journal() -> Path:
+    return settings.DATA_DIR / "sync-placing.json"
+
+
 def _place_files(files: dict[str, Path]) -> None:
     """Move fetched recordings into the media folder before the commit.
 
-    Names are unique per upload, so a new file never replaces one in use; if the
-    transaction then fails, the placed files are orphans, not damage.
+    Names are unique per upload, so a new file never replaces one in use. Their
+    names go to a journal first: if the transaction then fails, or the worker
+    dies before the commit, `remove_unapplied_files` takes away those that no
+    report uses, and the backup's files are as they were.
     """
     media = Path(settings.MEDIA_ROOT)
+    if files:
+        journal = placing_journal()
+        journal.write_bytes(orjson.dumps(sorted(files)))
+        with open(journal, "rb") as written:
+            os.fsync(written.fileno())
     for name, source in files.items():
         target = media / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(source, target)
+
+
+def remove_unapplied_files() -> list[str]:
+    """Remove the files a sync placed whose reports were never committed. Returns them.
+
+    Reads only the journal of the last placement, so it costs what that sync
+    brought, not what the backup holds.
+    """
+    journal = placing_journal()
+    try:
+        names = orjson.loads(journal.read_bytes())
+    except FileNotFoundError:
+        return []
+    except orjson.JSONDecodeError:
+        # Cut short while being written: no file had been placed yet.
+        journal.unlink()
+        return []
+    used = set(Report.objects.filter(recording__in=names).values_list("recording", flat=True))
+    orphans = [name for name in names if name not in used]
+    for name in orphans:
+        default_storage.delete(name)
+    if orphans:
+        logger.info("removed %d recording file(s) of a sync that did not commit", len(orphans))
+    journal.unlink()
+    return orphans
 
 
 def _reset_sequences() -> None:
