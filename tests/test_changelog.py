@@ -32,6 +32,16 @@ def test_saves_deletes_and_group_membership_are_logged():
     ]
 
 
+def test_a_new_or_revoked_api_token_is_a_change_of_its_user():
+    from rest_framework.authtoken.models import Token
+
+    user = User.objects.create_user("rita")
+    ChangeLog.objects.all().delete()
+    token = Token.objects.create(user=user)
+    token.delete()
+    assert logged() == [("auth.user", user.pk, False), ("auth.user", user.pk, False)]
+
+
 def test_nothing_is_logged_while_a_sync_applies():
     with changelog.paused():
         Report.objects.create(

@@ -13,7 +13,14 @@ from tests.sites import Site, wait_until
 
 pytestmark = [pytest.mark.processes, pytest.mark.database]
 KEY = "sync test shared key 000001"
-SYNCED = ["auth.group", "auth.user", "appliance.sitesettings", "appliance.report"]
+SYNCED = [
+    "auth.group",
+    "auth.user",
+    "authtoken.token",
+    "appliance.sitesettings",
+    "appliance.report",
+]
+TOKEN = "5" * 40
 PASSWORD = "rita's long password 123"
 
 
@@ -35,6 +42,8 @@ def pair(tmp_path_factory):
         "rita = User.objects.create_user('rita', 'rita@example.com', "
         f"{PASSWORD!r}, first_name='Rita')\n"
         "rita.groups.add(group)\n"
+        "from rest_framework.authtoken.models import Token\n"
+        f"Token.objects.create(user=rita, key={TOKEN!r})\n"
         "settings = SiteSettings.load(); settings.site_name = 'Acme Support'; settings.save()\n"
     )
     backup.shell(

@@ -8,6 +8,7 @@ import pytest
 from django.contrib.auth.models import Group, Permission, User
 from django.db import connection, transaction
 from django.utils import timezone
+from rest_framework.authtoken.models import Token
 
 from appliance.models import Report
 from failover.sync import bulkload, codec
@@ -68,6 +69,7 @@ def test_rows_read_on_the_primary_convert_back_to_the_rows_in_the_database():
     group.permissions.add(Permission.objects.get(codename="view_report"))
     rita = User.objects.create_user("rita", "rita@example.com", "long password 123")
     rita.groups.add(group)
+    token = Token.objects.create(user=rita)
     report = Report.objects.create(
         representative="Rita",
         customer_name="Zoë",
@@ -93,9 +95,27 @@ def test_rows_read_on_the_primary_convert_back_to_the_rows_in_the_database():
         width = len(synced.fields)
         assert [row[:width] for row in received] == stored, synced.label
 
-    assert only_row(User, [rita.pk])[-2:] == [[group.pk], []]
+    assert only_row(User, [rita.pk])[-3:] == [[group.pk], [], [token.key, token.created]]
     assert only_row(Group)[-1] == [["appliance", "view_report"]]
     assert only_row(Report, [report.pk])[-1] is None, "no recording file"
+
+
+def test_a_users_api_token_is_applied_with_the_user_and_replaces_the_old_one():
+    rita = User.objects.create_user("rita")
+    Token.objects.create(user=rita, key="b" * 40)  # the backup's stale token
+    synced = codec.BY_MODEL[User]
+    sent = orjson.loads(_line(only_row(User, [rita.pk])))
+    sent[-1] = ["a" * 40, "2026-11-20T08:00:00.250000+00:00"]  # the primary's
+    row = [
+        convert(value) for convert, value in zip(synced.converters(connection), sent, strict=True)
+    ]
+    synced.upsert([row], codec.PermissionMap())
+    assert list(Token.objects.values_list("user_id", "key", "created")) == [
+        (rita.pk, "a" * 40, dt.datetime(2026, 11, 20, 8, 0, 0, 250000, tzinfo=dt.UTC))
+    ]
+    row[-1] = None  # revoked on the primary
+    synced.upsert([row], codec.PermissionMap())
+    assert not Token.objects.exists()
 
 
 def report_indexes() -> set[str]:

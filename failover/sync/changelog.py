@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from django.contrib.auth.models import Group, User
 from django.db.models import Model
 from django.db.models.signals import m2m_changed, post_delete, post_save
+from rest_framework.authtoken.models import Token
 
 from failover.models import ChangeLog
 from failover.sync.codec import BY_MODEL
@@ -71,6 +72,8 @@ def paused() -> Iterator[None]:
 
 
 def disconnect() -> None:
+    post_save.disconnect(sender=Token, dispatch_uid="changelog-save-token")
+    post_delete.disconnect(sender=Token, dispatch_uid="changelog-delete-token")
     for model in BY_MODEL:
         post_save.disconnect(sender=model, dispatch_uid=f"changelog-save-{model.__name__}")
         post_delete.disconnect(sender=model, dispatch_uid=f"changelog-delete-{model.__name__}")
@@ -95,7 +98,15 @@ def prune(keep_days: int = 30) -> int:
     return deleted
 
 
+def _token_changed(sender: type[Model], instance: Token, raw: bool = False, **_kwargs: object):
+    """An API token travels with its user: a new or revoked token is a change of the user."""
+    if not raw:
+        record(User, [instance.user_id])
+
+
 def connect() -> None:
+    post_save.connect(_token_changed, sender=Token, dispatch_uid="changelog-save-token")
+    post_delete.connect(_token_changed, sender=Token, dispatch_uid="changelog-delete-token")
     for model in BY_MODEL:
         post_save.connect(_saved, sender=model, dispatch_uid=f"changelog-save-{model.__name__}")
         post_delete.connect(

@@ -26,7 +26,9 @@ from django.contrib.auth.models import Group, Permission, User
 from django.core.files.storage import default_storage
 from django.db import connection, models
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Q
 from django.db.models.functions import Cast
+from rest_framework.authtoken.models import Token
 
 from appliance.models import Report, SiteSettings
 
@@ -261,7 +263,12 @@ def _upsert_groups(rows: list[Row], permissions: PermissionMap) -> None:
 USER_FIELDS = _plain_fields(User)
 
 
+USER_EXTRAS = ("groups", "user_permissions", "api_token")
+
+
 def _complete_users(rows: list[Row]) -> None:
+    """Each user's groups, permissions and API token (API clients keep working after a
+    failover; the token travels like the password hash, inside the signed stream)."""
     keys = [row[0] for row in rows]
     groups: dict[int, list[int]] = defaultdict(list)
     for user, group in User.groups.through.objects.filter(user_id__in=keys).values_list(
@@ -269,9 +276,16 @@ def _complete_users(rows: list[Row]) -> None:
     ):
         groups[user].append(group)
     permissions = _natural_permissions(User.user_permissions.through, "user_id", keys)
+    tokens = {
+        user: [key, created]
+        for user, key, created in Token.objects.filter(user_id__in=keys).values_list(
+            "user_id", "key", "created"
+        )
+    }
     for row in rows:
         row.append(sorted(groups.get(row[0], [])))
         row.append(permissions.get(row[0], []))
+        row.append(tokens.get(row[0]))
 
 
 def _upsert_users(rows: list[Row], permissions: PermissionMap) -> None:
@@ -281,11 +295,22 @@ def _upsert_users(rows: list[Row], permissions: PermissionMap) -> None:
     groups.objects.filter(user_id__in=keys).delete()
     perms.objects.filter(user_id__in=keys).delete()
     groups.objects.bulk_create(
-        groups(user_id=row[0], group_id=group) for row in rows for group in row[-2]
+        groups(user_id=row[0], group_id=group) for row in rows for group in row[-3]
     )
     perms.objects.bulk_create(
-        perms(user_id=row[0], permission_id=pk) for row in rows for pk in permissions.ids(row[-1])
+        perms(user_id=row[0], permission_id=pk) for row in rows for pk in permissions.ids(row[-2])
     )
+    tokens = [
+        Token(user_id=row[0], key=row[-1][0], created=dt.datetime.fromisoformat(row[-1][1]))
+        for row in rows
+        if row[-1]
+    ]
+    Token.objects.filter(Q(user_id__in=keys) | Q(key__in=[t.key for t in tokens])).delete()
+    created = {token.key: token.created for token in tokens}
+    Token.objects.bulk_create(tokens)  # sets `created` to now (auto_now_add): put it back
+    for token in tokens:
+        token.created = created[token.key]
+    Token.objects.bulk_update(tokens, ["created"])
 
 
 # Site settings ------------------------------------------------------------------------
@@ -346,7 +371,7 @@ SYNCED: tuple[Synced, ...] = (
         "auth.user",
         User,
         USER_FIELDS,
-        ("groups", "user_permissions"),
+        USER_EXTRAS,
         _complete_users,
         _upsert_users,
     ),
