@@ -59,3 +59,7 @@ def test_ensureadmin_creates_an_administrator_who_can_log_in(client, monkeypatch
     )
     assert response.status_code == 302
     assert response["Location"] == "/status/"
+
+
+def test_start_check_on_a_site_that_is_not_primary_says_so_and_changes_nothing():
+    assert run("start-check") == "Starting as none (epoch 0).\n"

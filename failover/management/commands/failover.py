@@ -63,6 +63,10 @@ class Command(BaseCommand):
             "--sync-first", action="store_true", help="The other site pulls a final sync first."
         )
         sub.add_parser("test-connectivity", help="Test the Network Connectivity Test IPs now.")
+        sub.add_parser(
+            "start-check",
+            help="Before the web starts: a returning primary whose peer took over becomes backup.",
+        )
         check = sub.add_parser("check", help="Would failover work right now?")
         check.add_argument("--json", action="store_true")
         breaking = sub.add_parser("break", help="Break the relationship; both sites become none.")
@@ -174,6 +178,9 @@ class Command(BaseCommand):
             )
         except roles.RoleError as error:
             raise CommandError(error.message) from None
+
+    def handle_start_check(self, options: dict) -> None:
+        self.stdout.write(roles.check_peer_on_start())
 
     def handle_test_connectivity(self, options: dict) -> None:
         targets = monitor.test_targets(BackupSettings.load())
