@@ -59,8 +59,10 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "appliance.middleware.SiteTimeZoneMiddleware",
     "axes.middleware.AxesMiddleware",
-    "failover.middleware.BackupRedirectMiddleware",
+    # Switchover first: a write registers itself before any role or freeze is read, so
+    # the state it then reads cannot change under it until it is done (failover.writes).
     "failover.middleware.SwitchoverMiddleware",
+    "failover.middleware.BackupRedirectMiddleware",
 ]
 
 ROOT_URLCONF = "appliance.urls"

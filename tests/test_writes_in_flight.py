@@ -64,3 +64,32 @@ def test_the_backup_refuses_report_writes_through_the_api_and_says_where_to_writ
     assert "site-a" in response.json()["detail"]
     assert not Report.objects.exists()
     assert client.get("/api/v1/reports/").status_code == 200, "reading stays allowed"
+
+
+def test_a_write_that_arrives_as_the_primary_steps_down_is_refused(db, admin_user, monkeypatch):
+    """The switchover's last step, seen by a write: the final sync is done and the primary
+    steps down (role backup, no longer frozen) just as the write registers itself. It
+    reads the state only after registering, so it must be refused, not written on a site
+    that is now the backup (where the next sync would silently overwrite it)."""
+    state = FailoverState.load()
+    state.establish(
+        Role.PRIMARY, epoch=1, peer_name="site-b", peer_host="192.0.2.20", peer_port=443,
+        peer_scheme="https", peer_fingerprint="",
+    )  # fmt: skip
+    FailoverState.objects.filter(pk=1).update(switching_over=True)
+    registered = writes.in_flight
+
+    def step_down_meanwhile():
+        FailoverState.load().demote(epoch=2)
+        return registered()
+
+    monkeypatch.setattr(writes, "in_flight", step_down_meanwhile)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=admin_user).key}")
+    response = client.post(
+        "/api/v1/reports/",
+        {"representative": "rep", "customer_name": "Ada", "started_at": "2026-01-01T10:00:00Z"},
+        format="json",
+    )
+    assert response.status_code == 409, response.content
+    assert not Report.objects.exists()
