@@ -20,6 +20,24 @@ def make_user(username: str = "alice", *, admin: bool = False, **fields: object)
     return user
 
 
+def paired_as(role: str, *, peer_name: str = "site-b", peer_host: str = "192.0.2.20"):
+    """This site in a relationship with a peer that does not run (in-process tests),
+    at an epoch above any it has seen. Returns the FailoverState."""
+    from failover.models import FailoverState
+
+    state = FailoverState.load()
+    state.establish(
+        role,
+        epoch=state.epoch + 1,
+        peer_name=peer_name,
+        peer_host=peer_host,
+        peer_port=443,
+        peer_scheme="https",
+        peer_fingerprint="",
+    )
+    return state
+
+
 @pytest.fixture
 def admin_user(db) -> User:
     return make_user("admin", admin=True, email="admin@example.com")

@@ -3,7 +3,8 @@
 import pytest
 from django.urls import reverse
 
-from failover.models import FailoverState, Role
+from failover.models import Role
+from tests.conftest import paired_as
 
 pytestmark = pytest.mark.django_db
 PRIMARY_ONLY = ["/users/", "/users/new/", "/reports/", "/reports/export/", "/configuration/"]
@@ -11,17 +12,7 @@ PRIMARY_ONLY = ["/users/", "/users/new/", "/reports/", "/reports/export/", "/con
 
 @pytest.fixture
 def backup_site(db):
-    state = FailoverState.load()
-    state.establish(
-        Role.BACKUP,
-        epoch=1,
-        peer_name="site-a",
-        peer_host="192.0.2.10",
-        peer_port=443,
-        peer_scheme="https",
-        peer_fingerprint="",
-    )
-    return state
+    return paired_as(Role.BACKUP, peer_name="site-a", peer_host="192.0.2.10")
 
 
 @pytest.mark.parametrize("path", PRIMARY_ONLY)

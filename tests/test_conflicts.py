@@ -7,22 +7,13 @@ from django.urls import reverse
 
 from failover import services
 from failover.models import FailoverEvent, FailoverState, Role
+from tests.conftest import paired_as
 
 pytestmark = pytest.mark.django_db
 
 
 def paired(role: Role) -> FailoverState:
-    state = FailoverState.load()
-    state.establish(
-        role,
-        epoch=state.epoch + 1,
-        peer_name="site-b",
-        peer_host="127.0.0.1",
-        peer_port=443,
-        peer_scheme="https",
-        peer_fingerprint="",
-    )
-    return state
+    return paired_as(role, peer_host="127.0.0.1")
 
 
 def peer_says(role: Role) -> None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import pytest
 
 from failover import roles, tasks
-from failover.models import FailoverState, Role, SharedIP
+from failover.models import Role, SharedIP
+from tests.conftest import paired_as
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("peer_redis")]
 
@@ -27,15 +28,7 @@ def primary(settings, tmp_path, monkeypatch):
     settings.SHARED_IP_DRIVER = "recording"
     settings.DATA_DIR = tmp_path
     monkeypatch.setattr(tasks.announce_shared_ip, "apply_async", lambda **_: None)
-    FailoverState.load().establish(
-        Role.PRIMARY,
-        epoch=1,
-        peer_name="site-b",
-        peer_host="127.0.0.1",
-        peer_port=443,
-        peer_scheme="https",
-        peer_fingerprint="",
-    )
+    paired_as(Role.PRIMARY, peer_host="127.0.0.1")
     SharedIP(enabled=True, address="192.0.2.10/24", interface="eth0").save()
 
 

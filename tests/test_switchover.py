@@ -5,18 +5,14 @@ from django.urls import reverse
 
 from appliance.models import Report
 from failover.models import FailoverState, Role
-from tests.conftest import DEFAULT_PASSWORD
+from tests.conftest import DEFAULT_PASSWORD, paired_as
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def switching(db):
-    state = FailoverState.load()
-    state.establish(
-        Role.PRIMARY, epoch=1, peer_name="site-b", peer_host="192.0.2.20", peer_port=443,
-        peer_scheme="https", peer_fingerprint="",
-    )  # fmt: skip
+    paired_as(Role.PRIMARY)
     FailoverState.objects.filter(pk=1).update(switching_over=True)
 
 

@@ -12,6 +12,7 @@ from rest_framework.test import APIClient
 from appliance.models import Report
 from failover import writes
 from failover.models import FailoverState, Role
+from tests.conftest import paired_as
 
 
 def test_a_freeze_waits_for_a_write_that_started_before_it(peer_redis):
@@ -40,6 +41,20 @@ def test_a_write_left_behind_by_a_crashed_process_expires(peer_redis):
     assert writes.wait_until_drained(0.5) is True
 
 
+def api_client(user) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    return client
+
+
+def write_a_report(client: APIClient):
+    return client.post(
+        "/api/v1/reports/",
+        {"representative": "rep", "customer_name": "Ada", "started_at": "2026-01-01T10:00:00Z"},
+        format="json",
+    )
+
+
 @pytest.fixture
 def backup(db) -> FailoverState:
     state = FailoverState.load()
@@ -52,13 +67,8 @@ def backup(db) -> FailoverState:
 def test_the_backup_refuses_report_writes_through_the_api_and_says_where_to_write(
     backup, admin_user
 ):
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=admin_user).key}")
-    response = client.post(
-        "/api/v1/reports/",
-        {"representative": "rep", "customer_name": "Ada", "started_at": "2026-01-01T10:00:00Z"},
-        format="json",
-    )
+    client = api_client(admin_user)
+    response = write_a_report(client)
     assert response.status_code == 409
     assert response.json()["reason"] == "not_primary"
     assert "site-a" in response.json()["detail"]
@@ -71,11 +81,7 @@ def test_a_write_that_arrives_as_the_primary_steps_down_is_refused(db, admin_use
     steps down (role backup, no longer frozen) just as the write registers itself. It
     reads the state only after registering, so it must be refused, not written on a site
     that is now the backup (where the next sync would silently overwrite it)."""
-    state = FailoverState.load()
-    state.establish(
-        Role.PRIMARY, epoch=1, peer_name="site-b", peer_host="192.0.2.20", peer_port=443,
-        peer_scheme="https", peer_fingerprint="",
-    )  # fmt: skip
+    paired_as(Role.PRIMARY)
     FailoverState.objects.filter(pk=1).update(switching_over=True)
     registered = writes.in_flight
 
@@ -84,12 +90,7 @@ def test_a_write_that_arrives_as_the_primary_steps_down_is_refused(db, admin_use
         return registered()
 
     monkeypatch.setattr(writes, "in_flight", step_down_meanwhile)
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=admin_user).key}")
-    response = client.post(
-        "/api/v1/reports/",
-        {"representative": "rep", "customer_name": "Ada", "started_at": "2026-01-01T10:00:00Z"},
-        format="json",
-    )
+    client = api_client(admin_user)
+    response = write_a_report(client)
     assert response.status_code == 409, response.content
     assert not Report.objects.exists()

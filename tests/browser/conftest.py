@@ -7,7 +7,8 @@ user is root; elsewhere these tests skip, saying why.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -26,6 +27,32 @@ CHROMIUM_ARGS = [
 ADMIN_PASSWORD = "browser admin password 1"
 
 
+def require_chromium() -> None:
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is missing: run tests/setup-system as root to install chromium")
+
+
+@contextmanager
+def page_opener(
+    browser: object, timeout_ms: int, **context_options: object
+) -> Iterator[Callable[[], object]]:
+    """A function that opens a page in a fresh browser context (its own cookies, so its
+    own session); the contexts close on leaving."""
+    contexts = []
+
+    def open_page() -> object:
+        context = browser.new_context(**context_options)
+        context.set_default_timeout(timeout_ms)
+        contexts.append(context)
+        return context.new_page()
+
+    try:
+        yield open_page
+    finally:
+        for context in contexts:
+            context.close()
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     """One chromium per test module.
@@ -35,8 +62,7 @@ def browser() -> Iterator[object]:
     that pytest-xdist may run next in the same worker (Django refuses ORM calls
     under a running loop).
     """
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is missing: run tests/setup-system as root to install chromium")
+    require_chromium()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -75,14 +101,5 @@ def log_in(
 @pytest.fixture
 def new_page(browser: object) -> Iterator[object]:
     """Open a page in a fresh browser context (its own cookies, so its own session)."""
-    contexts = []
-
-    def open_page() -> object:
-        context = browser.new_context(ignore_https_errors=True, accept_downloads=True)
-        context.set_default_timeout(15_000)
-        contexts.append(context)
-        return context.new_page()
-
-    yield open_page
-    for context in contexts:
-        context.close()
+    with page_opener(browser, 15_000, ignore_https_errors=True, accept_downloads=True) as open_page:
+        yield open_page

@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +28,7 @@ from cryptography.hazmat.primitives import serialization
 from playwright.sync_api import expect
 
 from security import keys
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, page_opener, require_chromium
 from tests.lab import ADMIN_PASSWORD, KEY, SHARED, SHARED_IP, SITES, Lab, address
 from tests.lab_fixtures import require_lab
 from tests.sites import wait_until
@@ -51,8 +50,7 @@ FAILOVER_FIELDS = (
 def lab(tmp_path: Path) -> Iterator[Lab]:
     """Both sites running in the lab, unpaired, without a key or a shared IP."""
     require_lab()
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is missing: run tests/setup-system as root to install chromium")
+    require_chromium()
     with Lab(tmp_path / "lab") as built:
         built.up(pair=False)
         # The lab configures the shared IP for its own tests; this walk-through sets it
@@ -94,17 +92,8 @@ def client_browser(lab: Lab, tmp_path: Path) -> Iterator[object]:
 @pytest.fixture
 def new_page(client_browser: object) -> Iterator[object]:
     """Open a page in a fresh browser context (its own cookies, so its own session)."""
-    contexts = []
-
-    def open_page() -> object:
-        context = client_browser.new_context()
-        context.set_default_timeout(30_000)
-        contexts.append(context)
-        return context.new_page()
-
-    yield open_page
-    for context in contexts:
-        context.close()
+    with page_opener(client_browser, 30_000) as open_page:
+        yield open_page
 
 
 def log_in(page, site: str) -> None:
