@@ -5,20 +5,34 @@ VENV := .venv
 # in parallel even on two cores; each test file stays on one worker.
 TEST_WORKERS ?= 4
 BIN := $(VENV)/bin
+# What running needs (`make run`), and on top of it the test and lint tools.
+RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint check ci clean lab lab-down bench-failover
+.PHONY: install run dist test test-under-load lint check ci clean lab lab-down bench-failover \
+	bench-methods
 
-$(STAMP): pyproject.toml
+$(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+
+$(RUN_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(BIN)/pip install --quiet -e .
+	touch $(RUN_STAMP)
+
+$(STAMP): pyproject.toml | $(VENV)/bin/python
 	$(BIN)/pip install --quiet -e '.[test]'
-	touch $(STAMP)
+	touch $(RUN_STAMP) $(STAMP)
 
 install: $(STAMP)
 
-run: install
+run: $(RUN_STAMP)
 	$(BIN)/python -m appliance.devpair
+
+# The wheel that "Installing on a server" (README) installs: code, pages, static files.
+dist: install
+	rm -rf dist
+	$(BIN)/pip wheel --quiet --no-deps --no-build-isolation --wheel-dir dist .
 
 lint: install
 	$(BIN)/ruff check .
@@ -33,6 +47,15 @@ test: install
 	$(MAKE) --no-print-directory lint check
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
+# The whole suite while stress-ng keeps every core busy: a test that passes only on a
+# quiet machine fails here (docs/BENCHMARKS.md, "The suite under load").
+LOAD_WORKERS ?= $(shell nproc)
+test-under-load: install
+	tests/setup-system
+	stress-ng --cpu $(LOAD_WORKERS) --timeout 4h --quiet & load=$$!; \
+	trap 'kill $$load 2>/dev/null' EXIT; \
+	$(MAKE) --no-print-directory test
+
 # The namespace lab (root): two complete sites, a client and the outside world.
 lab: install
 	tests/setup-system
@@ -45,5 +68,10 @@ bench-failover: install
 	tests/setup-system
 	$(BIN)/python bench/failover_time.py --trials 5 --soak-minutes 5
 
+# IPv4, IPv6 and DNS side by side: how soon a client follows each after a takeover.
+bench-methods: install
+	tests/setup-system
+	$(BIN)/python bench/takeover_methods.py --trials 5
+
 clean:
-	rm -rf var $(VENV)
+	rm -rf var dist build $(VENV)

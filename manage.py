@@ -1,14 +1,7 @@
 #!/usr/bin/env python
-import os
-import sys
+"""The site's management commands, from the source tree (installed: the `appliance` command)."""
 
-
-def main() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "appliance.settings")
-    from django.core.management import execute_from_command_line
-
-    execute_from_command_line(sys.argv)
-
+from appliance.__main__ import main
 
 if __name__ == "__main__":
     main()

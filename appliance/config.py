@@ -7,12 +7,16 @@ that names the variable and says what it expects.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import secrets
+import uuid
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
 
@@ -69,14 +73,35 @@ def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     return value
 
 
+def env_networks(name: str, default: list[str]) -> list[IPNetwork]:
+    """Comma-separated addresses or networks (192.0.2.7, 198.51.100.0/24, ::1)."""
+    networks = []
+    for item in env_list(name, default):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name}: {item!r} is not an IP address or network (e.g. 192.0.2.7 or "
+                "198.51.100.0/24)."
+            ) from None
+    return networks
+
+
 def data_dir(base_dir: Path) -> Path:
     """The folder that holds this site's SQLite file, embedded Redis, media and logs."""
     path = Path(env_str("APPLIANCE_DATA_DIR", str(base_dir / "var" / "site"))).resolve()
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as error:
         raise ImproperlyConfigured(
             f"APPLIANCE_DATA_DIR={str(path)!r} cannot be created: {error.strerror}."
+        ) from None
+    try:
+        path.chmod(0o700)  # the database, the secret key and the logs are in it
+    except OSError as error:
+        raise ImproperlyConfigured(
+            f"APPLIANCE_DATA_DIR={str(path)!r} cannot be made private (mode 0700): "
+            f"{error.strerror}. Run the site as the folder's owner."
         ) from None
     return path
 
@@ -96,6 +121,36 @@ def secret_key(folder: Path) -> str:
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_urlsafe(50))
     return key_file.read_text().strip()
+
+
+def appliance_id(folder: Path) -> str:
+    """This site's GUID (APPLIANCE_ID, or one generated once and kept in the data folder).
+
+    The Command API names the appliance by it. It lives beside the secret key rather
+    than in the database, so a site whose database is down still says who it is.
+    """
+    value = _raw("APPLIANCE_ID")
+    if value:
+        try:
+            return str(uuid.UUID(value))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"APPLIANCE_ID={value!r} is not a GUID: use the form "
+                "0f3c2d4e-5a6b-4c7d-8e9f-0a1b2c3d4e5f, or leave it unset to generate one."
+            ) from None
+    id_file = folder / "appliance_id"
+    if not id_file.exists():
+        # Written whole under a temporary name, then linked into place: a process that
+        # starts at the same moment reads either no file or the complete one.
+        draft = folder / f".appliance_id.{os.getpid()}"
+        draft.write_text(f"{uuid.uuid4()}\n")
+        try:
+            os.link(draft, id_file)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    return id_file.read_text().strip()
 
 
 def database_url(folder: Path) -> str:
@@ -118,3 +173,21 @@ def redis_url(folder: Path) -> tuple[str, bool]:
             )
         return value, False
     return f"unix://{folder / 'redis.sock'}", True
+
+
+# A cookie name is an HTTP token (RFC 6265): no spaces, no separators.
+COOKIE_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
+
+
+def cookie_suffix(site_name: str) -> str:
+    """The site's name as it may appear in a cookie name ("Site A" -> "Site-A")."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", site_name).strip("-") or "site"
+
+
+def env_cookie_name(name: str, default: str) -> str:
+    value = env_str(name, default)
+    if not COOKIE_NAME.fullmatch(value):
+        raise ImproperlyConfigured(
+            f"{name}={value!r} is not a cookie name: use letters, digits, '-', '_' or '.'."
+        )
+    return value

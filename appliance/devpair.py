@@ -1,4 +1,7 @@
-"""`make run`: two local sites, "primary" on :8001 and "backup" on :8002, unpaired.
+"""`make run`: two local sites, "site-a" on :8001 and "site-b" on :8002, unpaired.
+
+The names are the sites', not their roles: pairing makes one primary, and a role
+change swaps them, so a name like "primary" would soon read wrong beside the badge.
 
 Each site has its own data folder (SQLite file, embedded Redis, logs), its own
 worker and beat. Both get the same administrator account, whose password is
@@ -18,7 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
-SITES = {"primary": 8001, "backup": 8002}
+SITES = {"site-a": 8001, "site-b": 8002}
 USERNAME = "admin"
 
 

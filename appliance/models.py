@@ -1,4 +1,4 @@
-"""The data a site serves and that failover protects: site settings, reports.
+"""The data a site serves and that failover protects: site settings, reports, API accounts.
 
 User accounts are Django's own users; "administrative rights" is the
 superuser flag. Alongside sit the site's own bookkeeping: the audit trail and
@@ -7,12 +7,15 @@ the heartbeats of its worker and beat.
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 import uuid
 import zoneinfo
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Self
 
 from django.conf import settings
+from django.contrib.auth.hashers import check_password, make_password
 from django.db import models
 from django.utils import timezone
 
@@ -97,6 +100,144 @@ class Report(models.Model):
         if self.ended_at is None:
             return None
         return self.ended_at - self.started_at
+
+
+def new_client_id() -> str:
+    return secrets.token_hex(20)
+
+
+class ApiAccount(models.Model):
+    """A script's account for the site's APIs, as BeyondTrust's API Configuration has them.
+
+    It authenticates with OAuth 2.0 client credentials (its client ID and secret
+    buy a bearer token at /oauth2/token). The secret is shown once when it is made
+    and stored only as a hash. The account travels with the data sync, so a
+    monitor keeps its credentials when the backup takes over.
+    """
+
+    class Access(models.TextChoices):
+        READ_ONLY = "read_only", "Read-only: check_health"
+        FULL = "full", "Full: also set_failover_role and the JSON API"
+
+    name = models.CharField(max_length=100, unique=True)
+    access = models.CharField(
+        "Permission", max_length=10, choices=Access.choices, default=Access.READ_ONLY
+    )
+    enabled = models.BooleanField(
+        default=True, help_text="A disabled account gets no tokens, and its tokens stop working."
+    )
+    client_id = models.CharField(
+        "OAuth client ID", max_length=40, unique=True, default=new_client_id, editable=False
+    )
+    secret_hash = models.CharField(max_length=128, editable=False)
+    # Tokens issued before this moment are refused (the secret was regenerated).
+    secret_changed_at = models.DateTimeField(default=timezone.now, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "API account"
+
+    def __str__(self) -> str:
+        return self.name
+
+    @classmethod
+    def with_last_use(cls) -> models.QuerySet[ApiAccount]:
+        """Every account, with when this site last saw it used (`last_used_at`)."""
+        used = ApiAccountUse.objects.filter(client_id=models.OuterRef("client_id"))
+        return cls.objects.annotate(used_at=models.Subquery(used.values("last_used_at")[:1]))
+
+    def set_new_secret(self) -> str:
+        """Make a new client secret: its hash is kept, the secret itself returned to show once.
+
+        Tokens issued with the old secret stop working (on both sites, once synced).
+        """
+        secret = secrets.token_urlsafe(32)
+        self.secret_hash = make_password(secret)
+        self.secret_changed_at = timezone.now()
+        return secret
+
+    def check_secret(self, secret: str) -> bool:
+        return bool(self.secret_hash) and check_password(secret, self.secret_hash)
+
+    @property
+    def has_full_access(self) -> bool:
+        return self.access == self.Access.FULL
+
+    @property
+    def last_used_at(self) -> datetime | None:
+        """When this site last saw the account used (ApiAccountUse), or None."""
+        if hasattr(self, "used_at"):  # annotated by ApiAccount.with_last_use()
+            return self.used_at
+        use = ApiAccountUse.objects.filter(client_id=self.client_id).first()
+        return use.last_used_at if use else None
+
+    def record_use(self) -> None:
+        """Note that the account was used now, on this site (at most once a minute)."""
+        ApiAccountUse.record(self.client_id)
+
+
+class ApiAccountUse(models.Model):
+    """When this site last saw an API account used. Site-local: never synced.
+
+    Kept apart from the synced account so that a monitor's polls write nothing the
+    data sync carries, nor rows its apply holds locked: on PostgreSQL a backup's
+    apply in progress never delays a check_health (SQLite has one lock for all writes).
+    """
+
+    client_id = models.CharField(max_length=40, primary_key=True)
+    last_used_at = models.DateTimeField()
+
+    # A use is recorded at most this often (a monitor asks every few seconds).
+    RECORDED_EVERY = timedelta(minutes=1)
+
+    def __str__(self) -> str:
+        return f"{self.client_id} at {self.last_used_at:%Y-%m-%d %H:%M}"
+
+    @classmethod
+    def record(cls, client_id: str) -> None:
+        now = timezone.now()
+        recent = cls.objects.filter(client_id=client_id, last_used_at__gt=now - cls.RECORDED_EVERY)
+        if recent.exists():
+            return
+        cls.objects.update_or_create(client_id=client_id, defaults={"last_used_at": now})
+
+
+class ApiToken(models.Model):
+    """An administrator's API token (`Authorization: Token <key>`), kept as its SHA-256.
+
+    The key is 256 random bits, shown once when it is issued; a stolen database or
+    backup file holds only digests, which open nothing. The digest travels with its
+    user in the data sync, so an API client keeps working after a failover.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_token"
+    )
+    digest = models.CharField(max_length=64, unique=True)
+    created = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"API token of {self.user}"
+
+    @staticmethod
+    def digest_of(key: str) -> str:
+        """The SHA-256 of a key, as stored. A plain hash suffices: the key is random and
+        long, so there is nothing to guess that a slow hash would protect."""
+        return hashlib.sha256(key.encode()).hexdigest()
+
+    @classmethod
+    def issue(cls, user: object) -> str:
+        """A new key for `user`, replacing any other; the key itself is kept nowhere."""
+        key = secrets.token_urlsafe(32)
+        cls.objects.filter(user=user).delete()
+        cls.objects.create(user=user, digest=cls.digest_of(key))
+        return key
+
+    @classmethod
+    def holder(cls, key: str) -> Self | None:
+        """The token whose key this is, with its user; None for any other string."""
+        return cls.objects.select_related("user").filter(digest=cls.digest_of(key)).first()
 
 
 class AuditEvent(models.Model):

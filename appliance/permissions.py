@@ -1,4 +1,8 @@
-"""Who may do what: "administrative rights" is the superuser flag."""
+"""Who may do what: "administrative rights" is the superuser flag.
+
+The APIs also admit API accounts (appliance.api_accounts): read-only ones may
+read check_health, full ones everything an administrator's API token may.
+"""
 
 from __future__ import annotations
 
@@ -28,8 +32,35 @@ def admin_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
     return wrapper
 
 
-class IsAdministrator(BasePermission):
-    message = "This endpoint needs an account with administrative rights."
+READ_ONLY, FULL = "read_only", "full"
+
+
+def api_access(user: object) -> str | None:
+    """What the caller may do through the APIs: "full", "read_only", or None (nothing).
+
+    An administrator (session or API token) has full access; an API account has the
+    permission it was given.
+    """
+    if is_administrator(user):
+        return FULL
+    return getattr(user, "api_access", None)
+
+
+class HasFullAccess(BasePermission):
+    message = (
+        "This endpoint needs an account with administrative rights or an API account "
+        "with full access."
+    )
 
     def has_permission(self, request, view) -> bool:
-        return is_administrator(request.user)
+        return api_access(request.user) == FULL
+
+
+class HasReadAccess(BasePermission):
+    message = (
+        "This endpoint needs an account with administrative rights or an API account "
+        "(read-only or full access)."
+    )
+
+    def has_permission(self, request, view) -> bool:
+        return api_access(request.user) in (READ_ONLY, FULL)

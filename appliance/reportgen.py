@@ -21,7 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from appliance.models import Report
-from failover.sync import changelog
+from appliance.signals import rows_written
 
 DEFAULT_BATCH_SIZE = 2000
 SPAN_DAYS = 365
@@ -258,8 +258,8 @@ def generate_reports(
         _write_recordings(batch)
         with transaction.atomic():
             Report.objects.bulk_create(batch)
-            # bulk_create sends no signals: log the new rows for the next data sync.
-            changelog.record(Report, [report.pk for report in batch])
+            # bulk_create sends no save signals: announce the new rows (the data sync logs them).
+            rows_written.send(sender=Report, keys=[report.pk for report in batch], deleted=False)
         created += len(batch)
     return created
 

@@ -4,15 +4,22 @@
 Celery beat of one site. A child that dies is restarted after a growing delay,
 as an init system would, and the event is logged; Ctrl-C or SIGTERM stops every
 child (warm shutdown first, then SIGKILL).
+
+Each child writes its log lines (appliance.logconfig) to a pipe; the supervisor
+is the only writer of the child's log file and rotates it by size, keeping a
+given number of old files (as supervisord does). Several processes appending to
+one rotating file would each rotate it on their own and lose lines.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import logging.handlers
 import os
 import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,31 +29,74 @@ logger = logging.getLogger(__name__)
 MAX_RESTART_DELAY = 30.0
 
 
+class LogFile:
+    """A log file that rotates by size: `path`, then `path.1` ... `path.<backups>`."""
+
+    def __init__(self, path: Path, *, max_bytes: int, backups: int) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._handler = logging.handlers.RotatingFileHandler(
+            path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
+        )
+        self._handler.setFormatter(logging.Formatter("%(message)s"))
+
+    def write_line(self, line: str) -> None:
+        self._handler.emit(logging.makeLogRecord({"msg": line, "levelno": logging.INFO}))
+
+    def pump(self, stream: object) -> None:
+        """Copy `stream` (a child's output) line by line until the child closes it."""
+        with contextlib.closing(stream):
+            for raw in iter(stream.readline, b""):
+                self.write_line(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
+
+    def close(self) -> None:
+        self._handler.close()
+
+
 @dataclass
 class Program:
     name: str
     argv: list[str]
     log_path: Path
+    env: dict[str, str] = field(default_factory=dict)
+    max_bytes: int = 10 * 1024 * 1024
+    backups: int = 5
     process: subprocess.Popen[bytes] | None = None
     restart_delay: float = 1.0
     restart_at: float | None = None
     started_at: float = field(default=0.0)
+    _log: LogFile | None = None
+    _pumps: list[threading.Thread] = field(default_factory=list)
 
     def start(self) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as log:
-            # A new session: Ctrl-C reaches the supervisor only, which then stops
-            # each child in order instead of all of them dying at once.
-            self.process = subprocess.Popen(
-                self.argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        if self._log is None:
+            self._log = LogFile(self.log_path, max_bytes=self.max_bytes, backups=self.backups)
+        # A new session: Ctrl-C reaches the supervisor only, which then stops
+        # each child in order instead of all of them dying at once.
+        self.process = subprocess.Popen(
+            self.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, **self.env},
+        )
+        pump = threading.Thread(
+            target=self._log.pump, args=(self.process.stdout,), name=f"log-{self.name}"
+        )
+        pump.daemon = True
+        pump.start()
+        self._pumps = [thread for thread in self._pumps if thread.is_alive()] + [pump]
         self.started_at = time.monotonic()
         self.restart_at = None
         logger.info("started %s (pid %s), log in %s", self.name, self.process.pid, self.log_path)
+
+    def close_log(self, timeout: float = 5.0) -> None:
+        """After the child stopped: write what it still said, then close the file."""
+        for pump in self._pumps:
+            pump.join(timeout)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     def signal(self, signum: int) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -112,3 +162,4 @@ class Supervisor:
                 program.signal(signal.SIGKILL)
                 program.process.wait()
             logger.info("stopped %s", program.name)
+            program.close_log()

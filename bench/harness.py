@@ -131,7 +131,7 @@ def next_run_id(backup: Site) -> int:
 def add_data(site: Site, *, reports: int, users: int, seed: int) -> None:
     """Seeded reports (generate_reports) and `users` accounts sharing one password hash.
 
-    bulk_create sends no signals, so the new users are logged for sync with record().
+    bulk_create sends no save signals, so the new users are announced (rows_written).
     """
     if reports:
         manage(site, "generate_reports", str(reports), "--seed", str(seed))
@@ -140,7 +140,7 @@ def add_data(site: Site, *, reports: int, users: int, seed: int) -> None:
             "from django.contrib.auth.hashers import make_password\n"
             "from django.contrib.auth.models import User\n"
             "from django.db import transaction\n"
-            "from failover.sync import changelog\n"
+            "from appliance.signals import rows_written\n"
             "password = make_password('bench user password 0001')\n"
             "start = User.objects.count()\n"
             "with transaction.atomic():\n"
@@ -149,7 +149,7 @@ def add_data(site: Site, *, reports: int, users: int, seed: int) -> None:
             "             last_name=f'User {start + i}', email=f'bench{start + i}@example.com',\n"
             "             password=password)\n"
             f"        for i in range({users})], batch_size=500)\n"
-            "    changelog.record(User, [user.pk for user in created])\n"
+            "    rows_written.send(sender=User, keys=[u.pk for u in created], deleted=False)\n"
         )
 
 
@@ -244,10 +244,13 @@ class Pair:
 
 
 @contextlib.contextmanager
-def pair_of_sites(args: argparse.Namespace, *, reports: int, users: int) -> Iterator[Pair]:
+def pair_of_sites(
+    args: argparse.Namespace, *, reports: int, users: int, continuous: bool = False
+) -> Iterator[Pair]:
     """Two migrated sites with the same key, `reports` and `users` on the primary; not started.
 
-    Stopped and deleted afterwards unless --keep was given.
+    The sync benchmarks measure syncs on request: their pair syncs on a schedule (every
+    hour) unless `continuous`. Stopped and deleted afterwards unless --keep was given.
     """
     BENCH_ROOT.mkdir(parents=True, exist_ok=True)
     base = Path(tempfile.mkdtemp(prefix="run-", dir=BENCH_ROOT))
@@ -255,9 +258,11 @@ def pair_of_sites(args: argparse.Namespace, *, reports: int, users: int) -> Iter
     primary, backup = Site("primary", base, ca=ca), Site("backup", base, ca=ca)
     pair = Pair(base, primary, backup)
     try:
+        interval = "continuous" if continuous else "hourly"
         for site in (primary, backup):
             manage(site, "migrate", "--noinput")
             manage(site, "failover", "set-key", stdin=KEY + "\n")
+            manage(site, "failover", "configure", "--sync-interval", interval)
         started = time.perf_counter()
         add_data(primary, reports=reports, users=users, seed=args.seed)
         say(

@@ -6,16 +6,16 @@ No sites: one scratch SQLite database (the production settings: WAL,
 synchronous=NORMAL) in this process. The primary's side writes a full,
 sealed change stream of --reports reports to a file with the product code
 (failover.sync.stream.sealed_stream); the backup's side reads it back with
-failover.sync.receive._download, which checks each record and converts it to
+failover.sync.receive.download, which checks each record and converts it to
 database values into its spool, as it does from the network. Then, on the
 same data:
 
-- apply: failover.sync.receive._apply() of that spool into empty tables
+- apply: failover.sync.receive.apply() of that spool into empty tables
   (what a first full sync does after the download), against a plain
   executemany() INSERT of the stream's rows, converted in the same loop
   (ISO datetimes to SQLite's UTC text, UUIDs to hex) with the table's indexes
   kept, checked to write the same values;
-- wipe: failover.sync.receive._wipe() of the full tables (what a full resync
+- wipe: failover.sync.receive.wipe() of the full tables (what a full resync
   does before its records), against one DELETE; time, rows it adds to the
   change log, and the process's peak memory (VmHWM) before and after.
 
@@ -115,8 +115,12 @@ def write_stream(path: Path) -> None:
 
 
 def download(path: Path, spool: Path) -> receive.Received:
-    return receive._download(
-        StreamFile(path), SyncCursor.load(), True, spool, Throttle(None), Quiet()
+    return receive.download(
+        StreamFile(path),
+        receive.request_body(SyncCursor.load(), True),
+        spool,
+        Throttle(None),
+        Quiet(),
     )
 
 
@@ -199,7 +203,7 @@ def main() -> None:
             memory("VmRSS"),
         )
         with transaction.atomic():
-            wipe = seconds(receive._wipe)
+            wipe = seconds(receive.wipe)
             logged = ChangeLog.objects.count() - logged_before
             transaction.set_rollback(True)
         peak_after = memory("VmHWM")
@@ -208,7 +212,7 @@ def main() -> None:
             transaction.set_rollback(True)
 
         empty_reports()
-        apply = seconds(lambda: receive._apply(received, Quiet()))
+        apply = seconds(lambda: receive.apply(received, Quiet()))
         applied = snapshot()
         empty_reports()
         plain = seconds(lambda: plain_insert(changes))
@@ -217,7 +221,7 @@ def main() -> None:
         if args.profile:
             empty_reports()
             profile = cProfile.Profile()
-            profile.runcall(receive._apply, received, Quiet())
+            profile.runcall(receive.apply, received, Quiet())
             pstats.Stats(profile).sort_stats("cumulative").print_stats(15)
     finally:
         shutil.rmtree(SCRATCH, ignore_errors=True)
@@ -225,12 +229,12 @@ def main() -> None:
     print()
     print(f"Data:   {args.reports} reports")
     print(
-        f"Apply:  receive._apply {apply:.2f} s ({args.reports / apply:.0f} rows/s); "
+        f"Apply:  receive.apply {apply:.2f} s ({args.reports / apply:.0f} rows/s); "
         f"plain executemany INSERT {plain:.2f} s ({args.reports / plain:.0f} rows/s); "
         f"the apply takes {apply / plain:.2f}x the plain INSERT's time"
     )
     print(
-        f"Wipe:   receive._wipe {wipe:.2f} s, {logged} change-log rows written, peak memory "
+        f"Wipe:   receive.wipe {wipe:.2f} s, {logged} change-log rows written, peak memory "
         f"{mib(peak_before)} -> {mib(peak_after)} (resident before: {mib(resident_before)}); "
         f"one DELETE {delete:.3f} s"
     )

@@ -22,7 +22,8 @@ from redis.retry import Retry
 
 from appliance import health as process_health
 from appliance.version import SOFTWARE_VERSION
-from failover.models import FailoverState
+from failover import replication, shared_ip
+from failover.models import FailoverState, Role, SyncRun
 
 BROKER_TIMEOUT_SECONDS = 1
 # The role when the database, which holds it, does not answer.
@@ -32,7 +33,7 @@ UNKNOWN_SYNC = "unknown"
 PROCESS_NAMES = {
     "worker": "The Celery worker",
     "beat": "The Celery beat scheduler",
-    "network": "The network worker (monitor and shared IP)",
+    "network": "The network worker (monitor, shared IP, DNS swing, hooks)",
 }
 
 
@@ -56,13 +57,15 @@ class Problem:
 
 @dataclass(frozen=True)
 class SiteHealth:
-    appliance_id: str
+    appliance_id: str  # the site's GUID
+    appliance: str  # its name (APPLIANCE_NAME)
     version: str
     failover_role: str
     problems: tuple[Problem, ...]
     enabled_shared_ips: tuple[str, ...]
     last_data_sync_time: datetime | None
     last_data_sync_status: str
+    replication: dict[str, object] | None = None
 
     @property
     def success(self) -> bool:
@@ -82,51 +85,70 @@ class SiteHealth:
         """Every failed check, without causes: what an unauthenticated caller may see."""
         return [problem.summary for problem in self.problems]
 
+    @property
+    def failover_configured(self) -> bool | None:
+        """Whether this site is in a relationship; None when the database cannot say."""
+        if self.failover_role == UNKNOWN_ROLE:
+            return None
+        return self.failover_role != Role.NONE
+
 
 def site_health() -> SiteHealth:
     """Check the database, the worker, beat and the broker; report them with the site's role."""
     problems: list[Problem] = []
+    broker_problem = check_broker()
     database_problem = check_database()
     if database_problem is None:
         role = FailoverState.load().role
         problems.extend(check_processes())
-        shared_ips = enabled_shared_ips()
+        # A broker that does not answer would make the worker's record wait for it too.
+        shared_ips = enabled_shared_ips(recorded=broker_problem is None)
         synced_at, sync_status = last_data_sync()
+        lag = replication.lag()
+        replicating = lag.as_dict() if lag.following else None
     else:
-        # Everything else the report needs lives in the database.
+        # Everything else the report needs lives in the database, apart from the
+        # network worker's record of the shared IP.
         problems.append(database_problem)
-        role, shared_ips, synced_at, sync_status = UNKNOWN_ROLE, [], None, UNKNOWN_SYNC
-    broker_problem = check_broker()
+        role, synced_at, sync_status = UNKNOWN_ROLE, None, UNKNOWN_SYNC
+        shared_ips = shared_ip.recorded_held_addresses() if broker_problem is None else []
+        replicating = None
     if broker_problem is not None:
         problems.append(broker_problem)
     return SiteHealth(
-        appliance_id=settings.APPLIANCE_NAME,
+        appliance_id=settings.APPLIANCE_ID,
+        appliance=settings.APPLIANCE_NAME,
         version=SOFTWARE_VERSION,
         failover_role=role,
         problems=tuple(problems),
         enabled_shared_ips=tuple(shared_ips),
         last_data_sync_time=synced_at,
         last_data_sync_status=sync_status,
+        replication=replicating,
     )
 
 
-def enabled_shared_ips() -> list[str]:
-    """The shared IP addresses this site holds right now.
+def enabled_shared_ips(*, recorded: bool = True) -> list[str]:
+    """The shared IP addresses this site holds right now (the network worker's record;
+    without it, or with `recorded=False`, the interface itself).
 
-    None yet: the shared IP arrives with issue 5 (failover), which fills this in.
+    The primary lists its addresses (IPv4 first) while it holds them; a backup holds none.
     """
-    return []
+    return shared_ip.held_addresses(recorded=recorded)
 
 
 def last_data_sync() -> tuple[datetime | None, str]:
     """When the last finished data sync ended and how ("none" when this site never synced).
 
     On the backup these are its own runs; the primary reports what its backup
-    last told it (the peer check carries the backup's last sync).
+    last told it (the peer check carries the backup's last sync). Under continuous
+    replication, the last word between the sites about the log counts.
     """
-    from failover.models import FailoverState, Role, SyncRun
-
     state = FailoverState.load()
+    lag = replication.lag()
+    if lag.following and lag.contact_at is not None:
+        # Continuously: the data was last known in step at the last word between the sites.
+        return lag.contact_at, "succeeded" if lag.connected else "failed"
     if state.role == Role.PRIMARY:
         if state.peer_last_sync_at is None:
             return None, NEVER_SYNCED

@@ -1,8 +1,8 @@
 """On a backup, the pages of the data it mirrors redirect to Status with a message.
 
-The backup's users, reports and configuration are copies that the next sync
-overwrites, so they are edited on the primary only (the seed: "extraneous tabs
-will be removed from the backup site").
+The backup's users, reports, configuration and API accounts are copies that the
+next sync overwrites, so they are edited on the primary only (the seed:
+"extraneous tabs will be removed from the backup site").
 """
 
 from __future__ import annotations
@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.contrib import messages
+from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
 
 from failover import writes
 from failover.models import FailoverState, Role
 
-PRIMARY_ONLY_NAMESPACES = {"appliance:users", "appliance:reports"}
+PRIMARY_ONLY_NAMESPACES = {"appliance:users", "appliance:reports", "appliance:api_accounts"}
 PRIMARY_ONLY_VIEWS = {"appliance:configuration"}
 
 
@@ -61,13 +62,23 @@ class BackupRedirectMiddleware:
         where = f" at {state.peer_address}" if state.peer_address else ""
         messages.info(
             request,
-            f"This site is the backup. Users, reports and configuration are managed on the "
-            f"primary, {primary}{where}; this site receives them by data sync.",
+            f"This site is the backup. Users, reports, configuration and API accounts are "
+            f"managed on the primary, {primary}{where}; this site receives them by data sync.",
         )
         return redirect("appliance:status")
 
 
-ALWAYS_OPEN = ("/api/peer/", "/check_health", "/static/", "/logout")
+# The Command API and its tokens stay open: a monitor's check_health must answer during a
+# switchover, and set_failover_role refuses for itself while one runs.
+ALWAYS_OPEN = (
+    "/api/peer/",
+    "/check_health",
+    "/metrics",
+    "/api/command",
+    "/oauth2/token",
+    "/static/",
+    "/logout",
+)
 
 
 class SwitchoverMiddleware:
@@ -76,6 +87,11 @@ class SwitchoverMiddleware:
     Nothing written during the final sync may be lost, so every write is
     refused with a clear "switching over" answer, and only administrators may
     log in (to watch or to undo it). Peer calls and health checks go on.
+
+    Every login is checked and counted as at any other time, whoever's name it
+    gives: only a right password of a non-administrator meets the "switching over"
+    page (`refuse_login`). Answering by the name alone would tell a stranger which
+    names are administrators'.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -96,21 +112,19 @@ class SwitchoverMiddleware:
         with writes.in_flight():
             if not FailoverState.load().switching_over:
                 return self.get_response(request)
-            if request.path == "/login" and _posts_admin(request):
+            if request.path == "/login":
                 return self.get_response(request)
             return _switching(request)
 
 
-def _posts_admin(request: HttpRequest) -> bool:
-    from django.contrib.auth.models import User
-
-    name = request.POST.get("username", "")
-    return User.objects.filter(username=name, is_superuser=True, is_active=True).exists()
+def refuse_login(request: HttpRequest, user: User, **_kwargs: object) -> HttpResponse | None:
+    """During a switchover only administrators log in (appliance.signals.login_refusal)."""
+    if user.is_superuser or not FailoverState.load().switching_over:
+        return None
+    return _switching(request)
 
 
 def _switching(request: HttpRequest) -> HttpResponse:
-    from django.shortcuts import render
-
     response = render(request, "failover/switching_over.html", status=503)
     response["Retry-After"] = "30"
     return response

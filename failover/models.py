@@ -1,8 +1,14 @@
-"""This site's place in a failover pair: its role, the epoch, the peer, and the history."""
+"""This site's place in a failover pair: its role, the epoch, the peer, and the history.
+
+State only: the named transitions below change rows and nothing else. What follows
+from a change (an alert for an event, the shared IP following a role) is hung on
+signals and commit hooks by the behaviour modules (failover.apps wires them).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from datetime import datetime
 
 from django.conf import settings
@@ -10,6 +16,8 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from appliance.models import Singleton
+from failover.sync import progress
+from security import keys
 
 
 class Role(models.TextChoices):
@@ -56,6 +64,10 @@ class FailoverState(models.Model):
     peer_reachable = models.BooleanField(null=True)
     peer_checked_at = models.DateTimeField(null=True, blank=True)
     peer_error = models.TextField(blank=True)
+    # The peer's software version, and why the two sites cannot work together ("" when they
+    # can), as the last check heard them (failover.compat).
+    peer_version = models.CharField(max_length=100, blank=True)
+    peer_incompatible = models.TextField(blank=True)
     # The backup's last finished sync, as the peer check last heard it (on the primary).
     peer_last_sync_at = models.DateTimeField(null=True, blank=True)
     peer_last_sync_status = models.CharField(max_length=10, blank=True)
@@ -67,6 +79,24 @@ class FailoverState(models.Model):
     backup_isolated = models.BooleanField(default=False)
     # Become Primary with a final sync: the primary takes no changes meanwhile.
     switching_over = models.BooleanField(default=False)
+    # The epoch whose role change this site has followed up (DNS swing, takeover hooks).
+    followed_epoch = models.PositiveBigIntegerField(default=0)
+
+    # On the primary: how far the backup has applied this site's change log, as its
+    # requests for changes said (the acknowledgement). Written at most once a second.
+    peer_acked_generation = models.UUIDField(null=True, blank=True)
+    peer_acked_seq = models.BigIntegerField(null=True, blank=True)
+    peer_acked_at = models.DateTimeField(null=True, blank=True)
+    # On the primary, synchronous mode: since when writes go on without the backup.
+    synchronous_suspended_at = models.DateTimeField(null=True, blank=True)
+    # Changes this site held that its successor lacked when it stopped being primary,
+    # kept in an export; and the same, as the peer reported it about itself.
+    unsent_changes = models.PositiveIntegerField(default=0)
+    unsent_export = models.CharField(max_length=200, blank=True)
+    unsent_at = models.DateTimeField(null=True, blank=True)
+    peer_unsent_changes = models.PositiveIntegerField(default=0)
+    peer_unsent_export = models.CharField(max_length=200, blank=True)
+    peer_unsent_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.role} (epoch {self.epoch})"
@@ -178,10 +208,41 @@ class FailoverState(models.Model):
             peer_reachable=None,
             peer_checked_at=None,
             peer_error="",
+            peer_version="",
+            peer_incompatible="",
             primary_failing_since=None,
             backup_isolated=False,
             switching_over=False,
         )
+
+    def claim_follow_up(self) -> bool:
+        """Claim the follow-up of the role change that brought this epoch (compare-and-set).
+
+        The follow-up (the DNS swing, the takeover hooks) runs once per role
+        change: of two workers, or a worker and a retried task, one wins.
+        """
+        claimed = FailoverState.objects.filter(
+            pk=1, epoch=self.epoch, followed_epoch__lt=self.epoch
+        ).update(followed_epoch=self.epoch)
+        if claimed:
+            self.followed_epoch = self.epoch
+        return bool(claimed)
+
+    @property
+    def follow_up_due(self) -> bool:
+        return self.followed_epoch < self.epoch
+
+    def record_peer_compatibility(self, version: str, incompatible: str) -> bool:
+        """Store the peer's version and what stops the two working together ("": nothing).
+
+        True when either changed.
+        """
+        changed = (version[:100], incompatible) != (self.peer_version, self.peer_incompatible)
+        fields = {"peer_version": version[:100], "peer_incompatible": incompatible}
+        FailoverState.objects.filter(pk=1, epoch=self.epoch).update(**fields)
+        for field, value in fields.items():
+            setattr(self, field, value)
+        return changed
 
     def record_peer_check(
         self,
@@ -191,6 +252,7 @@ class FailoverState(models.Model):
         epoch: int | None = None,
         error: str = "",
         last_sync: dict | None = None,
+        unsent: dict | None = None,
     ) -> bool:
         """Store the result of a check of the peer. True when reachability changed."""
         changed = self.peer_reachable is not None and self.peer_reachable != reachable
@@ -206,6 +268,12 @@ class FailoverState(models.Model):
                 peer_last_sync_at=datetime.fromisoformat(last_sync["finished_at"]),
                 peer_last_sync_status=last_sync["status"],
             )
+        if unsent and unsent.get("changes"):
+            fields.update(
+                peer_unsent_changes=int(unsent["changes"]),
+                peer_unsent_export=str(unsent.get("export", ""))[:200],
+                peer_unsent_at=datetime.fromisoformat(unsent["at"]) if unsent.get("at") else None,
+            )
         FailoverState.objects.filter(pk=1, epoch=self.epoch).update(**fields)
         for field, value in fields.items():
             setattr(self, field, value)
@@ -213,25 +281,127 @@ class FailoverState(models.Model):
 
 
 class SharedIP(Singleton):
-    """This site's shared IP address and interface. Site-local: never synced.
+    """This site's shared addresses (one IPv4, one IPv6) and their interface. Site-local.
 
-    The role drives it: held while this site is primary and the box is checked,
-    released otherwise.
+    The role drives them: held while this site is primary and the box is
+    checked, released otherwise. Either address may be left empty.
     """
 
     enabled = models.BooleanField(default=False, verbose_name="Shared IP")
     address = models.CharField(
-        max_length=50, blank=True, help_text="With its prefix, e.g. 192.0.2.10/24."
+        max_length=50, blank=True, help_text="IPv4, with its prefix, e.g. 192.0.2.10/24."
+    )
+    address6 = models.CharField(
+        max_length=50, blank=True, help_text="IPv6, with its prefix, e.g. 2001:db8::10/64."
     )
     interface = models.CharField(max_length=15, blank=True, help_text="e.g. eth0")
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
-        return f"{self.address} on {self.interface}" if self.address else "no shared IP"
+        named = " and ".join(self.addresses)
+        return f"{named} on {self.interface}" if named else "no shared IP"
+
+    @property
+    def addresses(self) -> list[str]:
+        """The addresses entered, IPv4 first, each with its prefix."""
+        return [address for address in (self.address, self.address6) if address]
 
     @property
     def is_configured(self) -> bool:
-        return bool(self.enabled and self.address and self.interface)
+        return bool(self.enabled and self.addresses and self.interface)
+
+
+class DNSSwing(Singleton):
+    """The DNS swing: on becoming primary this site points a name at its own addresses.
+
+    An RFC 2136 dynamic update signed with TSIG, sent to the zone's
+    authoritative server. Site-local, like the shared IP: each site names its
+    own addresses and keeps its own copy of the key; nothing here is synced.
+    The TSIG secret is stored encrypted and never shown again.
+    """
+
+    class Algorithm(models.TextChoices):
+        HMAC_SHA256 = "hmac-sha256", "HMAC-SHA256"
+        HMAC_SHA384 = "hmac-sha384", "HMAC-SHA384"
+        HMAC_SHA512 = "hmac-sha512", "HMAC-SHA512"
+        HMAC_SHA224 = "hmac-sha224", "HMAC-SHA224"
+        HMAC_SHA1 = "hmac-sha1", "HMAC-SHA1 (legacy)"
+        HMAC_MD5 = "hmac-md5.sig-alg.reg.int", "HMAC-MD5 (legacy)"
+
+    # Names the key derivation for the secret's encryption at rest (not a secret).
+    SECRET_PURPOSE = "dns-tsig-at-rest/v1"  # noqa: S105
+
+    enabled = models.BooleanField(default=False, verbose_name="DNS swing")
+    server = models.CharField(
+        max_length=253, blank=True, help_text="The zone's authoritative server that takes updates."
+    )
+    port = models.PositiveIntegerField(default=53)
+    zone = models.CharField(max_length=253, blank=True, help_text="e.g. example.com")
+    name = models.CharField(
+        max_length=253, blank=True, help_text="The name clients use, e.g. support.example.com."
+    )
+    ttl = models.PositiveIntegerField(default=60, help_text="Seconds resolvers may cache it.")
+    key_name = models.CharField(max_length=253, blank=True)
+    algorithm = models.CharField(
+        max_length=30, choices=Algorithm.choices, default=Algorithm.HMAC_SHA256
+    )
+    encrypted_secret = models.TextField(blank=True)
+    ipv4 = models.GenericIPAddressField(
+        protocol="IPv4", null=True, blank=True, help_text="Published as the name's A record."
+    )
+    ipv6 = models.GenericIPAddressField(
+        protocol="IPv6", null=True, blank=True, help_text="Published as the name's AAAA record."
+    )
+    # What the last swing that worked published, under which epoch (see `fingerprint`);
+    # "EPOCH saved" when the settings were saved since, to be published again.
+    published = models.CharField(max_length=1200, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"DNS swing of {self.name} at {self.server}" if self.name else "no DNS swing"
+
+    def __repr__(self) -> str:
+        return f"<DNSSwing {self.name!r} at {self.server!r}>"
+
+    @property
+    def is_configured(self) -> bool:
+        return bool(
+            self.enabled
+            and self.server
+            and self.zone
+            and self.name
+            and self.key_name
+            and self.encrypted_secret
+            and (self.ipv4 or self.ipv6)
+        )
+
+    @property
+    def has_secret(self) -> bool:
+        return bool(self.encrypted_secret)
+
+    def fingerprint(self, epoch: int) -> str:
+        """What a swing under `epoch` with these settings publishes, in one line: a swing
+        is made again only when this changes (a new role change, new settings)."""
+        parts = (self.server, self.port, self.zone, self.name, self.ttl, self.ipv4, self.ipv6)
+        return f"{epoch} " + " ".join(str(part or "") for part in parts)
+
+    def record_published(self, fingerprint: str) -> None:
+        """The swing of `fingerprint` worked (an update: a concurrent save keeps its fields)."""
+        DNSSwing.objects.filter(pk=1).update(published=fingerprint)
+        self.published = fingerprint
+
+    def store_secret(self, secret: str) -> None:
+        """Keep the TSIG secret encrypted (the caller saves the row)."""
+        self.encrypted_secret = keys.seal(secret, self.SECRET_PURPOSE)
+
+    def reveal_secret(self) -> str:
+        """The TSIG secret in clear, to sign a message. Raises keys.KeyUnreadable."""
+        return keys.unseal(
+            self.encrypted_secret,
+            self.SECRET_PURPOSE,
+            what="TSIG secret of the DNS swing",
+            where="Management > Failover, DNS swing",
+        )
 
 
 class FailoverEvent(models.Model):
@@ -252,7 +422,20 @@ class FailoverEvent(models.Model):
         NETWORK_BACK = "network_back", "Backup's network back"
         FAILOVER = "failover", "Automatic failover"
         SHARED_IP = "shared_ip", "Shared IP"
+        DNS = "dns", "DNS swing"
+        DNS_FAILED = "dns_failed", "DNS swing failed"
+        HOOK = "hook", "Takeover hook"
+        HOOK_FAILED = "hook_failed", "Takeover hook failed"
         CONFLICT = "conflict", "Role conflict"
+        REPLICATION = "replication", "Replication"
+        SYNCHRONOUS_SUSPENDED = "sync_suspended", "Synchronous replication suspended"
+        SYNCHRONOUS_RESUMED = "sync_resumed", "Synchronous replication resumed"
+        UNSENT_CHANGES = "unsent_changes", "Changes kept in an export"
+        BACKUP = "backup", "Site backup"
+        BACKUP_FAILED = "backup_failed", "Site backup failed"
+        RESTORED = "restored", "Site restored"
+        PEER_VERSION = "peer_version", "Peer's version"
+        INCOMPATIBLE = "incompatible", "Peer incompatible"
         ERROR = "error", "Error"
 
     class Severity(models.TextChoices):
@@ -264,7 +447,9 @@ class FailoverEvent(models.Model):
     ALERTED = frozenset(
         {
             "failover", "role_changed", "conflict", "sync_failed", "isolated", "auth_refused",
-            "key_mismatch",
+            "key_mismatch", "sync_suspended", "unsent_changes", "dns_failed", "hook_failed",
+            "backup_failed",
+            "incompatible",
         }
     )  # fmt: skip
 
@@ -297,7 +482,7 @@ class FailoverEvent(models.Model):
         at: datetime | None = None,
     ) -> FailoverEvent:
         name = getattr(actor, "username", None) or (actor if isinstance(actor, str) else "system")
-        event = cls.objects.create(
+        return cls.objects.create(
             kind=kind,
             message=message,
             severity=severity,
@@ -306,28 +491,34 @@ class FailoverEvent(models.Model):
             epoch=FailoverState.load().epoch,
             at=at or timezone.now(),
         )
-        if kind in cls.ALERTED:
-            from failover import alerts
 
-            alerts.notify(event)
-        return event
+    @property
+    def is_alerted(self) -> bool:
+        return self.kind in self.ALERTED
 
 
 class ChangeLog(models.Model):
     """On the primary: one row per write to synced data, so syncs send only what changed.
 
-    The sequence number (the primary key) is the sync cursor. Writes through the
-    ORM's save() and delete() and many-to-many changes are logged by signals
-    (failover.sync.changelog); bulk writes log themselves with record().
+    Writes through the ORM's save() and delete() and many-to-many changes are
+    logged by signals (failover.sync.changelog); bulk writes announce themselves.
+    A row is numbered (`seq`, the sync cursor) only once it is committed, in
+    `changelog.sequence`: numbers follow the order in which changes become
+    visible, so a reader that has seen number n has seen every number before it.
+    The primary key only orders the rows of one numbering pass.
     """
 
     at = models.DateTimeField(default=timezone.now)
     model = models.CharField(max_length=40)
     key = models.BigIntegerField()
     deleted = models.BooleanField(default=False)
+    seq = models.BigIntegerField(null=True, blank=True, unique=True)
 
     class Meta:
-        indexes = [models.Index(fields=["model", "key"])]
+        indexes = [
+            models.Index(fields=["model", "key"]),
+            models.Index(fields=["model", "seq"]),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.pk} {'delete' if self.deleted else 'upsert'} {self.model}:{self.key}"
@@ -341,14 +532,13 @@ class SyncSource(models.Model):
     horizon = models.BigIntegerField(
         default=0, help_text="Change-log rows up to this number were pruned."
     )
+    last_seq = models.BigIntegerField(default=0, help_text="The last number given to a change.")
 
     def __str__(self) -> str:
         return str(self.generation)
 
     @classmethod
     def load(cls) -> SyncSource:
-        import uuid
-
         obj, _ = cls.objects.get_or_create(pk=1, defaults={"generation": uuid.uuid4()})
         return obj
 
@@ -368,6 +558,7 @@ class SyncRun(models.Model):
         MANUAL = "manual", "Sync Now"
         CLI = "cli", "CLI"
         BECOME_PRIMARY = "become_primary", "Final sync before Become Primary"
+        RESYNC = "resync", "Full resync for continuous replication"
 
     STATUS_BADGES = {
         "pending": "secondary",
@@ -423,19 +614,13 @@ class SyncRun(models.Model):
         with transaction.atomic():
             active = cls.objects.filter(status__in=[cls.Status.PENDING, cls.Status.RUNNING])
             for run in active.order_by("id"):
-                if not run.is_stale():
+                if not run.is_stale() or not run.close_as_dead():
                     return run, False
-                run.finish(
-                    cls.Status.FAILED,
-                    "The worker stopped during this sync; the backup's data was left as it was.",
-                )
             run = cls.objects.create(trigger=trigger, full_requested=full, requested_by=by)
         return run, True
 
     def is_stale(self) -> bool:
-        """Running, but its worker stopped publishing progress (it died); or never picked up."""
-        from failover.sync import progress
-
+        """Running, but its worker's pulse lapsed (it died); or never picked up."""
         if self.status == self.Status.PENDING:
             # Queued but never picked up: the broker lost the message, or the worker
             # holding a retry's countdown died before it was due.
@@ -444,11 +629,29 @@ class SyncRun(models.Model):
                 return overdue > self.RETRY_GRACE_SECONDS
             waited = (timezone.now() - self.created_at).total_seconds()
             return waited > self.PENDING_STALE_SECONDS
-        if self.status != self.Status.RUNNING or self.started_at is None:
+        if self.status != self.Status.RUNNING:
             return False
-        quiet_for = (timezone.now() - self.started_at).total_seconds()
-        # When Redis cannot tell, the run is presumed alive: never two syncs at once.
-        return quiet_for > progress.PULSE_SECONDS and progress.is_alive(self.pk) is False
+        # Its pulse starts before it is claimed and lasts while its worker lives. When
+        # Redis cannot tell, the run is presumed alive: never two syncs at once.
+        return progress.is_alive(self.pk) is False
+
+    def close_as_dead(self) -> bool:
+        """Close the run as failed, its worker dead, only if it is still as it was when
+        judged so (compare-and-set): a slow worker that claimed it meanwhile keeps it."""
+        now = timezone.now()
+        error = "The worker stopped during this sync; the backup's data was left as it was."
+        closed = SyncRun.objects.filter(
+            pk=self.pk,
+            status=self.status,
+            status__in=[self.Status.PENDING, self.Status.RUNNING],
+            attempts=self.attempts,
+            retry_at=self.retry_at,
+        ).update(status=self.Status.FAILED, error=error, finished_at=now)
+        if closed:
+            self.status, self.error, self.finished_at = self.Status.FAILED, error, now
+        else:
+            self.refresh_from_db()
+        return bool(closed)
 
     def claim(self) -> bool:
         """Pending to running, only if still pending (two deliveries cannot both run it)."""
@@ -459,6 +662,20 @@ class SyncRun(models.Model):
         if claimed:
             self.refresh_from_db()
         return bool(claimed)
+
+    def retry_now(self) -> bool:
+        """A run waiting to retry is due at once (Sync Now while it waits). True if it waited.
+
+        The countdown its worker holds still fires later; by then the run is claimed
+        or closed, and that delivery does nothing.
+        """
+        now = timezone.now()
+        moved = SyncRun.objects.filter(
+            pk=self.pk, status=self.Status.PENDING, retry_at__gt=now
+        ).update(retry_at=now)
+        if moved:
+            self.retry_at = now
+        return bool(moved)
 
     def release(self, error: str, *, retry_in: float) -> None:
         """Running back to pending, to be retried in `retry_in` seconds; the error is kept."""
@@ -520,11 +737,22 @@ class SyncRun(models.Model):
 
 
 class SyncCursor(models.Model):
-    """On the backup: how far it has applied the primary's change log."""
+    """On the backup: how far it has applied the primary's change log, and how far behind.
+
+    The cursor moves only in the transaction that applies a change set. Continuous
+    replication also records what the primary said of its own log at the last
+    contact, so the lag reads from here: `primary_latest` (its last change) and
+    `pending_since` (when the first change this site has not applied was made).
+    """
 
     generation = models.UUIDField(null=True, blank=True)
     seq = models.BigIntegerField(default=0)
     last_full_at = models.DateTimeField(null=True, blank=True)
+    applied_at = models.DateTimeField(null=True, blank=True)
+    primary_latest = models.BigIntegerField(default=0)
+    pending_since = models.DateTimeField(null=True, blank=True)
+    contact_at = models.DateTimeField(null=True, blank=True)
+    replication_error = models.TextField(blank=True)
 
     def __str__(self) -> str:
         return f"{self.generation}:{self.seq}"
@@ -532,6 +760,19 @@ class SyncCursor(models.Model):
     @classmethod
     def load(cls) -> SyncCursor:
         return cls.objects.filter(pk=1).first() or cls(pk=1)
+
+
+class PendingRecording(models.Model):
+    """On the backup: a recording whose report arrived by continuous replication before
+    its file did. The file follows; until then the report says it is pending."""
+
+    name = models.CharField(max_length=255, unique=True)
+    size = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"pending recording {self.name}"
 
 
 def _bandwidth_label(bits: int) -> str:
@@ -552,6 +793,7 @@ class BackupSettings(Singleton):
     """
 
     class Interval(models.TextChoices):
+        CONTINUOUS = "continuous", "Continuously"
         EVERY_15_MINUTES = "15min", "Every 15 minutes"
         EVERY_HOUR = "hourly", "Every hour"
         EVERY_N_HOURS = "hours", "Every N hours"
@@ -572,7 +814,7 @@ class BackupSettings(Singleton):
         help_text="Allows automatic data syncs and automatic failover.",
     )
     sync_interval = models.CharField(
-        max_length=10, choices=Interval.choices, default=Interval.EVERY_HOUR
+        max_length=10, choices=Interval.choices, default=Interval.CONTINUOUS
     )
     sync_every_hours = models.PositiveSmallIntegerField(default=4)
     sync_time = models.TimeField(default=dt.time(2, 0))
@@ -590,10 +832,35 @@ class BackupSettings(Singleton):
     connectivity_test_ips = models.TextField(
         blank=True, help_text="One per line: an IP address (ICMP) or address:port (TCP)."
     )
+    synchronous_replication = models.BooleanField(
+        default=False,
+        help_text="A write on the primary is acknowledged only once the backup has committed it.",
+    )
+    synchronous_timeout_seconds = models.PositiveSmallIntegerField(
+        default=2,
+        help_text="How long a write waits for the backup before the primary goes on alone.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
         return f"backup settings ({self.get_sync_interval_display()})"
+
+    @property
+    def is_continuous(self) -> bool:
+        return self.sync_interval == self.Interval.CONTINUOUS
+
+    @property
+    def replicates_synchronously(self) -> bool:
+        return self.is_continuous and self.synchronous_replication
+
+    def poll_timeout(self) -> float:
+        """A poll that takes longer than the poll interval has failed (at least 1 s).
+
+        The peer timeout still caps it, so default settings (10 s polls) keep the
+        peer timeout's patience with a slow link, and tight settings notice a dead
+        primary within one interval.
+        """
+        return float(max(1, min(settings.PEER_TIMEOUT_SECONDS, self.poll_interval_seconds)))
 
 
 class AlertSettings(Singleton):
@@ -609,3 +876,107 @@ class AlertSettings(Singleton):
     @property
     def recipients(self) -> list[str]:
         return self.email_recipients.split()
+
+
+class AlertDelivery(models.Model):
+    """The alert of one event, on its way: retried with backoff until every channel took it,
+    or recorded as undeliverable when the retry period (ALERT_RETRY_SECONDS) is over."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Retrying"
+        DELIVERED = "delivered", "Delivered"
+        UNDELIVERABLE = "undeliverable", "Undeliverable"
+
+    STATUS_BADGES = {"pending": "warning", "delivered": "success", "undeliverable": "danger"}
+
+    event = models.OneToOneField(FailoverEvent, on_delete=models.CASCADE, related_name="alert")
+    status = models.CharField(max_length=14, choices=Status.choices, default=Status.PENDING)
+    channels = models.CharField(
+        max_length=40, help_text="The channels still to deliver to: email, webhook."
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "alert deliveries"
+
+    def __str__(self) -> str:
+        return f"alert for event #{self.event_id}: {self.status}"
+
+    @property
+    def badge(self) -> str:
+        return self.STATUS_BADGES[self.status]
+
+    @property
+    def pending_channels(self) -> list[str]:
+        return self.channels.split()
+
+    def attempted(self, delivered: list[str], error: str) -> None:
+        """One attempt: the channels that took the alert are done; the rest wait for a retry."""
+        left = [channel for channel in self.pending_channels if channel not in delivered]
+        fields: dict[str, object] = {
+            "channels": " ".join(left),
+            "attempts": models.F("attempts") + 1,
+            "last_attempt_at": timezone.now(),
+            "error": error,
+        }
+        if not left:
+            fields.update(status=self.Status.DELIVERED, finished_at=timezone.now())
+        AlertDelivery.objects.filter(pk=self.pk, status=self.Status.PENDING).update(**fields)
+        self.refresh_from_db()
+
+    def give_up(self, error: str) -> None:
+        """No more retries: the alert is recorded as undeliverable, with the last error."""
+        AlertDelivery.objects.filter(pk=self.pk, status=self.Status.PENDING).update(
+            status=self.Status.UNDELIVERABLE, finished_at=timezone.now(), error=error
+        )
+        self.refresh_from_db()
+
+
+class ScheduledBackup(Singleton):
+    """The site's own daily backup to a folder, and how its last run went. Not synced:
+    each site of a pair backs itself up where its administrator chose."""
+
+    enabled = models.BooleanField(default=False)
+    folder = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="An existing folder on this site's machine that the worker can write to.",
+    )
+    keep = models.PositiveSmallIntegerField(
+        default=7, help_text="How many backup files to keep; older ones are deleted."
+    )
+    at = models.TimeField(default=dt.time(3, 0), help_text="The time of day, in the site's zone.")
+    updated_at = models.DateTimeField(auto_now=True)
+    last_started_at = models.DateTimeField(null=True, blank=True)
+    last_finished_at = models.DateTimeField(null=True, blank=True)
+    last_succeeded = models.BooleanField(null=True)
+    last_file = models.CharField(max_length=500, blank=True)
+    last_size = models.PositiveBigIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return "scheduled backup" + (f" to {self.folder}" if self.enabled else " (off)")
+
+    @property
+    def badge(self) -> str:
+        return {True: "success", False: "danger", None: "secondary"}[self.last_succeeded]
+
+    def started(self) -> None:
+        """A scheduled backup began."""
+        ScheduledBackup.objects.filter(pk=1).update(last_started_at=timezone.now())
+
+    def finished(self, *, file: str = "", size: int | None = None, error: str = "") -> None:
+        """A scheduled backup ended: with its file and size, or with the error that stopped it."""
+        ScheduledBackup.objects.filter(pk=1).update(
+            last_finished_at=timezone.now(),
+            last_succeeded=not error,
+            last_file=file,
+            last_size=size,
+            last_error=error,
+        )
+        self.refresh_from_db()

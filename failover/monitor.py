@@ -26,8 +26,9 @@ import redis
 from django.utils import timezone
 
 from appliance.broker import connection
+from failover import peer, replication, roles, takeover
 from failover.models import BackupSettings, FailoverEvent, FailoverState, Role
-from failover.peer import PeerError
+from failover.peer import HELLO, PeerError
 from failover.system import probe
 
 logger = logging.getLogger(__name__)
@@ -143,21 +144,7 @@ def poll() -> Decision | None:
             logger.warning("monitor lock was lost before release")
 
 
-def poll_timeout(settings_: BackupSettings) -> float:
-    """A poll that takes longer than the poll interval has failed (at least 1 s).
-
-    The peer timeout still caps it, so default settings (10 s polls) keep the
-    peer timeout's patience with a slow link, and tight settings notice a dead
-    primary within one interval.
-    """
-    from django.conf import settings
-
-    return float(max(1, min(settings.PEER_TIMEOUT_SECONDS, settings_.poll_interval_seconds)))
-
-
 def _poll_locked(settings_: BackupSettings) -> Decision | None:
-    from failover import roles, services
-
     state = FailoverState.load()
     if state.role != Role.BACKUP:
         return None
@@ -165,8 +152,8 @@ def _poll_locked(settings_: BackupSettings) -> Decision | None:
     # The primary has not answered since this poll began, not since it gave up.
     started = timezone.now()
     try:
-        with services.client_for_state(state, timeout=poll_timeout(settings_)) as client:
-            hello = client.get(services.HELLO)
+        with peer.client_for_state(state, timeout=settings_.poll_timeout()) as client:
+            hello = client.get(HELLO)
     except PeerError as error:
         if error.reason in DOWN_REASONS:
             poll_ok, poll_error = False, error.message
@@ -214,11 +201,15 @@ def _poll_locked(settings_: BackupSettings) -> Decision | None:
     elif decision.action is Action.TAKE_OVER:
         # The poll has just found the primary unreachable: the claim need not ask it again.
         roles.promote(
-            decision.reason, "monitor", kind=FailoverEvent.Kind.FAILOVER, peer_checked=True
+            f"{decision.reason} {replication.describe_lag_at_takeover()}",
+            "monitor",
+            kind=FailoverEvent.Kind.FAILOVER,
+            peer_checked=True,
         )
-        # This task runs on the network worker: take the address now, not after the
-        # queue's next reconcile, which would ask the unreachable primary again.
-        roles.reconcile(peer_checked=True)
+        # This task runs on the network worker: take the address (and swing the DNS
+        # name, and run the hooks) now, not after the queue's next follow-up, which
+        # would ask the unreachable primary again.
+        takeover.follow(peer_checked=True)
     return decision
 
 

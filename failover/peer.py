@@ -2,8 +2,12 @@
 
 Each call is signed (security.signing), carries an explicit (connect, read) timeout, checks
 the peer's TLS certificate against a CA bundle or a pinned fingerprint, and has its answer's
-signature verified. Every failure becomes one `PeerError` with a sentence an administrator
-can act on and whether retrying may help.
+signature verified. It carries the request id of the work in progress (appliance.tracing),
+so the peer's log lines for it carry the same id. Every failure becomes one `PeerError`
+with a sentence an administrator can act on and whether retrying may help.
+
+`client_for_state` gives the client for the peer this site is paired with; the paths
+of the peer API (served by failover.peer_api) are named here.
 """
 
 from __future__ import annotations
@@ -18,19 +22,34 @@ import socket
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import requests
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from requests.adapters import HTTPAdapter
 
+from appliance import tracing
 from security import signing
+
+if TYPE_CHECKING:
+    from failover.models import FailoverState  # deferred: for type hints only
+
+# The peer API (failover/peer_urls.py).
+HELLO = "/api/peer/v1/hello"
+ESTABLISH = "/api/peer/v1/establish"
+BREAK = "/api/peer/v1/break"
+ROLE = "/api/peer/v1/role"
+SYNC_REQUEST = "/api/peer/v1/sync/request"
+SYNC_CHANGES = "/api/peer/v1/sync/changes"
+SYNC_FILE = "/api/peer/v1/sync/file"
+BACKUP_SETTINGS = "/api/peer/v1/backup-settings"
+REKEY = "/api/peer/v1/rekey"
 
 USER_AGENT = "appliance-failover-peer/1"
 SHA256_HEX_LENGTH = 64
 E = TypeVar("E", bound=BaseException)
-MAX_QUOTED_DETAIL = 300
+MAX_QUOTED_DETAIL = 1000
 # urllib3's words when `assert_fingerprint` fails; the second hex string is the presented one.
 FINGERPRINT_MISMATCH = re.compile(
     r'Fingerprints did not match\. Expected "[0-9a-f]+", got "([0-9a-f]+)"'
@@ -197,12 +216,16 @@ class PeerClient:
         ca_bundle: str | None = None,
         pinned_fingerprint: str | None = None,
         timeout: float = 5.0,
+        read_timeout: float | None = None,
         key: signing.PeerKey | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.address = _display_address(host, port)
         self.timeout = timeout
+        # A held request (continuous replication's long poll) waits longer for its answer
+        # than for the connection.
+        self.read_timeout = read_timeout or timeout
         self._key = key
         if scheme not in ("https", "http") or not 0 < port < 65536 or not host:
             raise PeerError(
@@ -316,6 +339,9 @@ class PeerClient:
             # The content digest covers the bytes as sent: no compression in between.
             "Accept-Encoding": "identity",
         }
+        if request_id := tracing.request_id():
+            # Not signed: it only lets the peer's log lines join this site's.
+            headers[tracing.HEADER] = request_id
         body = None
         if json is not None:
             body = _json_bytes(json)
@@ -329,7 +355,7 @@ class PeerClient:
         try:
             return self._session.send(
                 outgoing,
-                timeout=(self.timeout, self.timeout),
+                timeout=(self.timeout, self.read_timeout),
                 allow_redirects=False,
                 verify=self._verify,
                 stream=stream,
@@ -355,7 +381,7 @@ class PeerClient:
         if isinstance(error, requests.ReadTimeout):
             return PeerError(
                 f"The peer at {self.address} accepted the connection but did not answer "
-                f"within {self.timeout:g} s.",
+                f"within {self.read_timeout:g} s.",
                 transient=True,
                 reason="timeout",
             )
@@ -588,3 +614,64 @@ def _describe_os_error(error: BaseException, host: str) -> str:
     if numbered and isinstance(numbered[0].errno, int):
         return os.strerror(numbered[0].errno).lower()
     return "the connection failed"
+
+
+@dataclass(frozen=True)
+class PeerAddress:
+    host: str
+    port: int
+    fingerprint: str = ""
+
+    @property
+    def display(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def peer_scheme() -> str:
+    """https, unless this site itself serves plain HTTP under the development setting."""
+    return "http" if settings.PEER_ALLOW_PLAIN_HTTP and not settings.TLS_CERTFILE else "https"
+
+
+def client_for(
+    address: PeerAddress,
+    scheme: str | None = None,
+    *,
+    timeout: float | None = None,
+    read_timeout: float | None = None,
+    bootstrap: bool = False,
+) -> PeerClient:
+    """A client for the site at `address`, pinned to its fingerprint when one is given.
+
+    With `bootstrap` it signs with the bootstrap key, which any site with the same
+    pre-shared key accepts: for the calls that set up a pair's own key (Establish, rekey).
+    """
+    key = None
+    if bootstrap:
+        try:
+            key = signing.PeerKey.bootstrap()
+        except signing.SignatureRefused as refusal:
+            raise PeerError(refusal.detail, transient=False, reason="no_key") from None
+    return PeerClient(
+        address.host,
+        address.port,
+        scheme=scheme or peer_scheme(),
+        ca_bundle=settings.PEER_CA_BUNDLE or None,
+        pinned_fingerprint=address.fingerprint or None,
+        timeout=timeout or settings.PEER_TIMEOUT_SECONDS,
+        read_timeout=read_timeout,
+        key=key,
+    )
+
+
+def client_for_state(
+    state: FailoverState,
+    *,
+    timeout: float | None = None,
+    read_timeout: float | None = None,
+    bootstrap: bool = False,
+) -> PeerClient:
+    """A client for the peer this site is paired with, as its failover state records it."""
+    address = PeerAddress(state.peer_host, state.peer_port or 0, state.peer_fingerprint)
+    return client_for(
+        address, state.peer_scheme, timeout=timeout, read_timeout=read_timeout, bootstrap=bootstrap
+    )

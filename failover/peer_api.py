@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import redis
 from django.core.files.storage import default_storage
 from django.http import FileResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
@@ -12,9 +11,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from appliance.models import Report
-from failover import roles, services, tasks, writes
+from failover import compat, pair_settings, relationship, replication, switchover
+from failover.forms import PeerBackupSettings
 from failover.models import BackupSettings, FailoverState, Role, SyncRun
-from failover.sync import stream
+from failover.roles import RoleError
+from failover.sync import runs, stream
 from security import signing
 from security.peer_views import PeerAPIView
 
@@ -28,7 +29,17 @@ class EstablishSerializer(serializers.Serializer):
     backup_host = serializers.CharField(max_length=253)
     backup_port = serializers.IntegerField(min_value=1, max_value=65535)
     epoch = serializers.IntegerField(min_value=1)
-    version = serializers.CharField(max_length=50)
+    version = serializers.CharField(max_length=100)
+    # What the primary speaks and reads (failover.compat); absent from the first releases.
+    compat = serializers.DictField(required=False)
+    # The pair's salt and key id; absent from releases before salts (their key stays).
+    pair_salt = serializers.RegexField(r"^[0-9a-f]{64}$", required=False)
+    pair_key_id = serializers.RegexField(r"^pair-[0-9a-f]{16}$", required=False)
+
+
+class RekeySerializer(serializers.Serializer):
+    pair_salt = serializers.RegexField(r"^[0-9a-f]{64}$")
+    pair_key_id = serializers.RegexField(r"^pair-[0-9a-f]{16}$")
 
 
 class BreakSerializer(serializers.Serializer):
@@ -36,7 +47,7 @@ class BreakSerializer(serializers.Serializer):
     sender = serializers.CharField(max_length=100, required=False, source="from")
 
 
-def refused(error: services.RelationshipError) -> Response:
+def refused(error: relationship.RelationshipError | runs.SyncRefused | RoleError) -> Response:
     return Response(
         {"reason": error.reason, "detail": error.message}, status=status.HTTP_409_CONFLICT
     )
@@ -45,7 +56,7 @@ def refused(error: services.RelationshipError) -> Response:
 class HelloView(PeerAPIView):
     @extend_schema(exclude=True)
     def get(self, request: Request) -> Response:
-        return Response(services.identity())
+        return Response(relationship.identity())
 
 
 class EstablishView(PeerAPIView):
@@ -54,24 +65,49 @@ class EstablishView(PeerAPIView):
         payload = EstablishSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         try:
-            services.accept_establish(payload.validated_data)
-        except services.RelationshipError as error:
+            relationship.accept_establish(payload.validated_data)
+        except relationship.RelationshipError as error:
             return refused(error)
-        return Response(services.identity(), status=status.HTTP_201_CREATED)
+        return Response(relationship.identity(), status=status.HTTP_201_CREATED)
+
+
+class RekeyView(PeerAPIView):
+    """The other site agreed a new salt and key id for the pair's signing key."""
+
+    @extend_schema(exclude=True)
+    def post(self, request: Request) -> Response:
+        payload = RekeySerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        if not FailoverState.load().is_paired:
+            return Response(
+                {"reason": "not_paired", "detail": "This site is not paired."},
+                status=status.HTTP_409_CONFLICT,
+            )
+        relationship.accept_rekey(payload.validated_data)
+        return Response({"detail": "rekeyed"})
 
 
 class BreakView(PeerAPIView):
     @extend_schema(exclude=True)
     def post(self, request: Request) -> Response:
         BreakSerializer(data=request.data).is_valid(raise_exception=True)
-        services.accept_break(request.data)
-        return Response(services.identity())
+        relationship.accept_break(request.data)
+        return Response(relationship.identity())
 
 
 class SyncChangesSerializer(serializers.Serializer):
     generation = serializers.UUIDField(allow_null=True)
     since = serializers.IntegerField(min_value=0, allow_null=True)
     full = serializers.BooleanField(default=False)
+    # Continuous replication: hold the request until there is a change (a long poll)
+    # and send at most `limit` changes.
+    follow = serializers.BooleanField(default=False)
+    wait = serializers.IntegerField(min_value=0, max_value=replication.WAIT_SECONDS, default=0)
+    limit = serializers.IntegerField(
+        min_value=1, max_value=replication.BATCH_CHANGES, default=replication.BATCH_CHANGES
+    )
+    # What the backup reads (failover.compat); absent from the first releases.
+    compat = serializers.DictField(required=False, allow_null=True, default=None)
 
 
 class SyncFileSerializer(serializers.Serializer):
@@ -98,12 +134,34 @@ class SyncChangesView(PeerAPIView):
         query = SyncChangesSerializer(data=request.data)
         query.is_valid(raise_exception=True)
         data = query.validated_data
-        plan = stream.Plan.make(
-            str(data["generation"]) if data["generation"] else None, data["since"], data["full"]
-        )
+        if refusal := compat.refusal_to_send(data["compat"]):
+            return Response(
+                {"reason": "incompatible", "detail": refusal}, status=status.HTTP_409_CONFLICT
+            )
+        generation = str(data["generation"]) if data["generation"] else None
+        # Every request for changes says how far the backup has applied: its acknowledgement.
+        replication.note_ack(generation, data["since"])
+        if data["follow"]:
+            try:
+                plan = replication.changes_for(
+                    generation, data["since"], wait=data["wait"], limit=data["limit"]
+                )
+            except replication.ResyncNeeded as needed:
+                return Response(
+                    {"reason": "resync_needed", "detail": str(needed)},
+                    status=status.HTTP_409_CONFLICT,
+                )
+            except replication.NotFollowing as stopped:
+                return Response(
+                    {"reason": "not_following", "detail": str(stopped)},
+                    status=status.HTTP_409_CONFLICT,
+                )
+        else:
+            plan = stream.Plan.make(generation, data["since"], data["full"])
         seal_key = signing.stream_seal_key(request.auth.key, request.auth.nonce)
         return StreamingHttpResponse(
-            stream.sealed_stream(plan, seal_key), content_type="application/x-ndjson"
+            stream.sealed_stream(plan, seal_key, compat.format_to_send(data["compat"])),
+            content_type="application/x-ndjson",
         )
 
 
@@ -141,46 +199,38 @@ class SyncRequestView(PeerAPIView):
         payload = SyncRequestSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         try:
-            detail = services.accept_sync_request(payload.validated_data)
-        except services.RelationshipError as error:
+            detail = runs.accept_sync_request(payload.validated_data)
+        except runs.SyncRefused as error:
             return refused(error)
         return Response({"detail": detail}, status=status.HTTP_202_ACCEPTED)
 
 
-class BackupSettingsSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = BackupSettings
-        fields = list(services.BACKUP_SETTINGS_FIELDS)
-
-
 class BackupSettingsView(PeerAPIView):
-    """The peer's administrator saved the backup settings: follow them here too."""
+    """The peer's administrator saved the backup settings: follow them here too, if this
+    site's own Failover page would accept them (400 with every reason otherwise)."""
 
     @extend_schema(exclude=True)
     def post(self, request: Request) -> Response:
-        payload = BackupSettingsSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
-        services.accept_backup_settings(payload.validated_data)
+        payload = PeerBackupSettings(request.data, BackupSettings.load())
+        if not payload.is_valid():
+            return Response(
+                {
+                    "reason": "invalid_settings",
+                    "detail": payload.sentence(),
+                    "errors": payload.errors,
+                },
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        pair_settings.accept_backup_settings(payload.cleaned_data)
         return Response({"detail": "saved"})
 
 
-# How long a freeze waits for writes that started before it.
-FREEZE_DRAIN_SECONDS = 20
-
-
-def _drained() -> bool:
-    try:
-        return writes.wait_until_drained(FREEZE_DRAIN_SECONDS)
-    except redis.RedisError:
-        return False  # cannot tell: do not freeze into a switchover that might lose a write
-
-
 class RoleSerializer(serializers.Serializer):
-    action = serializers.ChoiceField(
-        choices=["freeze", "thaw", "step_down", "yield", "become_primary"]
-    )
+    action = serializers.ChoiceField(choices=switchover.PEER_ACTIONS)
     epoch = serializers.IntegerField(min_value=1, required=False)
     sync_first = serializers.BooleanField(default=False)
+    cursor = serializers.DictField(required=False, allow_null=True)
+    log = serializers.DictField(required=False, allow_null=True)
 
 
 class RoleView(PeerAPIView):
@@ -190,45 +240,16 @@ class RoleView(PeerAPIView):
     def post(self, request: Request) -> Response:
         payload = RoleSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        action = payload.validated_data["action"]
-        state = FailoverState.load()
-        peer = f"peer {state.peer_name}"
+        data = payload.validated_data
         try:
-            if action in ("freeze", "thaw"):
-                if state.role != Role.PRIMARY:
-                    raise roles.RoleError(f"This site is {state.role}.", reason="not_primary")
-                FailoverState.objects.filter(pk=1).update(switching_over=action == "freeze")
-                if action == "freeze" and not _drained():
-                    FailoverState.objects.filter(pk=1).update(switching_over=False)
-                    raise roles.RoleError(
-                        f"Writes were still running on this site after {FREEZE_DRAIN_SECONDS} s; "
-                        "it takes changes again. Try the switchover once they are done.",
-                        reason="writes_in_flight",
-                    )
-            elif action in ("step_down", "yield"):
-                epoch = payload.validated_data.get("epoch")
-                if state.role == Role.BACKUP and epoch == state.epoch:
-                    # Already done (a retried request): say so rather than refuse.
-                    return Response(services.identity())
-                if epoch is None or epoch <= state.epoch:
-                    raise roles.RoleError(
-                        f"Epoch {epoch} is not newer than this site's {state.epoch}.",
-                        reason="stale_epoch",
-                    )
-                if action == "yield":
-                    # Fix This Error: the losing side keeps its data in an export first.
-                    roles.export_data(f"{state.peer_name} won the role conflict")
-                roles.demote(epoch, f"{state.peer_name} is taking over.", peer)
-            else:
-                if state.role != Role.BACKUP:
-                    raise roles.RoleError(f"This site is {state.role}.", reason="not_backup")
-                # The handover may wait for a final sync: the worker does it, not this request.
-                tasks.change_role.delay(
-                    "become_primary", peer, payload.validated_data["sync_first"]
-                )
-                return Response(services.identity(), status=status.HTTP_202_ACCEPTED)
-        except roles.RoleError as error:
-            return Response(
-                {"reason": error.reason, "detail": error.message}, status=status.HTTP_409_CONFLICT
+            queued = switchover.accept(
+                data["action"],
+                epoch=data.get("epoch"),
+                sync_first=data["sync_first"],
+                cursor=data.get("cursor"),
+                log=data.get("log"),
             )
-        return Response(services.identity())
+        except RoleError as error:
+            return refused(error)
+        answer = status.HTTP_202_ACCEPTED if queued else status.HTTP_200_OK
+        return Response(relationship.identity(), status=answer)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from django.conf import settings
 
 from appliance import health
-from failover.models import FailoverState, SyncRun
+from appliance.version import SOFTWARE_VERSION
+from failover import replication
+from failover.models import FailoverState, ScheduledBackup, SyncRun
 from security.models import PreSharedKey
 
 
@@ -14,6 +16,7 @@ def site_status() -> dict[str, object]:
     psk = PreSharedKey.current()
     return {
         "site": settings.APPLIANCE_NAME,
+        "version": SOFTWARE_VERSION,
         "role": state.role,
         "epoch": state.epoch,
         "key_fingerprint": psk.fingerprint if psk else None,
@@ -30,4 +33,25 @@ def site_status() -> dict[str, object]:
         else None,
         "processes": {p.component: p.as_dict() for p in health.processes()},
         "last_sync": last.as_dict() if (last := SyncRun.latest()) else None,
+        "replication": replication.lag().as_dict() if state.is_paired else None,
+        "scheduled_backup": scheduled_backup(),
+    }
+
+
+def scheduled_backup() -> dict[str, object] | None:
+    """The daily backup's settings and last outcome (None when it is off)."""
+    config = ScheduledBackup.load()
+    if not config.enabled:
+        return None
+    return {
+        "folder": config.folder,
+        "keep": config.keep,
+        "at": config.at.strftime("%H:%M"),
+        "last_succeeded": config.last_succeeded,
+        "last_finished_at": config.last_finished_at.isoformat()
+        if config.last_finished_at
+        else None,
+        "last_file": config.last_file,
+        "last_size": config.last_size,
+        "last_error": config.last_error,
     }

@@ -1,17 +1,31 @@
-"""Background work of the pair. Thin: each task calls one domain function."""
+"""Background work of the pair. Thin: each task calls one behaviour function.
+
+Behaviour modules queue these by name through failover.jobs, never by importing
+this module (which imports them).
+"""
 
 from celery import shared_task
+from django.conf import settings
 from django.utils import timezone
 
-from failover import alerts, monitor, roles, services
-from failover.models import FailoverEvent, SyncRun
+from failover import (
+    alerts,
+    backups,
+    monitor,
+    relationship,
+    replication,
+    shared_ip,
+    switchover,
+    takeover,
+)
+from failover.models import SyncRun
 from failover.sync import changelog, runs
 
 
 @shared_task(ignore_result=True)
 def check_peer() -> None:
     """Beat runs this on both sites: ask the peer how it is, record the answer."""
-    services.check_peer()
+    relationship.check_peer()
 
 
 @shared_task(bind=True, ignore_result=True, max_retries=runs.MAX_ATTEMPTS)
@@ -26,7 +40,26 @@ def run_sync(self, run_id: int) -> None:
 @shared_task(ignore_result=True)
 def scheduled_sync() -> None:
     """django-celery-beat runs this on the administrator's schedule."""
-    services.scheduled_sync()
+    runs.scheduled_sync()
+
+
+@shared_task(ignore_result=True)
+def scheduled_backup() -> None:
+    """django-celery-beat, daily when the administrator turned it on: back the site up to
+    its folder (Management > Backup)."""
+    backups.run_scheduled()
+
+
+@shared_task(ignore_result=True)
+def replicate() -> str:
+    """One round of continuous replication (replication queue); it queues the next."""
+    return replication.replicate()
+
+
+@shared_task(ignore_result=True)
+def keep_replicating() -> None:
+    """Beat, every few seconds: start the rounds again if their worker died."""
+    replication.keep_replicating()
 
 
 @shared_task(ignore_result=True)
@@ -36,35 +69,36 @@ def poll_primary() -> None:
 
 
 @shared_task(ignore_result=True)
-def reconcile_shared_ip(peer_checked: bool = False) -> None:
-    """Make the interface match the role (network queue: the worker with the privilege)."""
-    roles.reconcile(peer_checked=peer_checked)
+def follow_role(peer_checked: bool = False) -> None:
+    """After a role change and every period: the shared IP, the DNS swing and the hooks
+    follow the role (network queue: the worker with the privilege)."""
+    takeover.follow(peer_checked=peer_checked)
 
 
 @shared_task(ignore_result=True)
 def announce_shared_ip(check_holder: bool = False) -> None:
-    """The second burst of gratuitous ARP (network queue), after a check for another holder."""
-    roles.announce(check_holder=check_holder)
+    """The second burst of announcements (network queue), after a check for another holder."""
+    shared_ip.announce(check_holder=check_holder)
 
 
 @shared_task(ignore_result=True)
-def change_role(action: str, actor: str, flag: bool) -> None:
-    """Become Primary (flag: sync first) or Become Backup (flag: force), from the page."""
-    try:
-        if action == "become_primary":
-            roles.become_primary(actor, sync_first=flag)
-        else:
-            roles.become_backup(actor, force=flag)
-    except roles.RoleError as error:
-        roles.record_refused_change(action, actor, error)
+def change_role(action: str, actor: str, flag: bool, token: str = "") -> None:
+    """Become Primary (flag: sync first) or Become Backup (flag: force), under its claim."""
+    switchover.change_role(action, actor, flag, token)
 
 
-@shared_task(ignore_result=True)
-def send_alert(event_id: int) -> None:
-    """E-mail and webhook for one event of the status history."""
-    event = FailoverEvent.objects.filter(pk=event_id).first()
-    if event is not None:
-        alerts.deliver(event)
+@shared_task(
+    bind=True,
+    ignore_result=True,
+    autoretry_for=(alerts.DeliveryFailed,),
+    retry_backoff=settings.ALERT_RETRY_BACKOFF_SECONDS,
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=alerts.MAX_ATTEMPTS - 1,
+)
+def send_alert(self, event_id: int) -> None:
+    """E-mail and webhook for one event of the status history, retried until delivered."""
+    alerts.deliver_pending(event_id, last_attempt=self.request.retries >= self.max_retries)
 
 
 @shared_task(ignore_result=True)

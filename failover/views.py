@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.http import (
     FileResponse,
     Http404,
@@ -23,30 +24,52 @@ from django.views.decorators.http import require_POST
 from appliance.models import AuditEvent
 from appliance.permissions import admin_required
 from appliance.reports import neutralise_formula
-from failover import alerts, roles, schedule, services, tasks
+from failover import (
+    alerts,
+    backups,
+    conflicts,
+    dns_swing,
+    exports,
+    hooks,
+    jobs,
+    pair_settings,
+    relationship,
+    replication,
+    roles,
+    schedule,
+    switchover,
+)
 from failover.forms import (
     AlertSettingsForm,
     BackupSettingsForm,
     BecomeBackupForm,
     BecomePrimaryForm,
     BreakForm,
+    DNSSwingForm,
     EstablishForm,
     FailoverSettingsForm,
     HistoryFilterForm,
+    ScheduledBackupForm,
     SharedIPForm,
     SyncNowForm,
 )
 from failover.models import (
+    AlertDelivery,
     AlertSettings,
     BackupSettings,
+    DNSSwing,
     FailoverEvent,
     FailoverState,
+    PendingRecording,
+    ScheduledBackup,
     SharedIP,
     SyncRun,
 )
-from failover.peer import PeerError
-from failover.sync import progress
+from failover.peer import PeerAddress, PeerError, peer_scheme
+from failover.shared_ip import holding, shared_ip_error
+from failover.sync import progress, runs
 from failover.system import probe
+from failover.system.dns import DNSError
 from failover.system.shared_ip import driver
 from security.models import PreSharedKey
 
@@ -58,18 +81,34 @@ def _page_context(**overrides: object) -> dict[str, object]:
     context: dict[str, object] = {
         "state": state,
         "psk": PreSharedKey.current(),
-        "events": FailoverEvent.objects.all()[:10],
-        "plain_http": services.peer_scheme() == "http",
+        "events": FailoverEvent.objects.select_related("alert")[:10],
+        "undeliverable_alerts": AlertDelivery.objects.filter(
+            status=AlertDelivery.Status.UNDELIVERABLE
+        ).select_related("event")[:5],
+        "alert_retry_for": alerts.retry_period(),
+        "alerts_retrying": AlertDelivery.objects.filter(
+            status=AlertDelivery.Status.PENDING
+        ).count(),
+        "plain_http": peer_scheme() == "http",
         "settings_form": BackupSettingsForm(instance=backup_settings),
         "failover_form": FailoverSettingsForm(instance=backup_settings),
         "schedule": schedule.describe(backup_settings),
         "shared_ip_form": SharedIPForm(instance=SharedIP.load()),
         "shared_ip_driver": driver(),
-        "shared_ip_error": roles.shared_ip_error(),
-        "holds_shared_ip": roles.holds_shared_ip(),
-        "conflict": services.conflict_reported(),
-        "exports": sorted(p.name for p in roles.exports_dir().glob("*.json"))
-        if roles.exports_dir().exists()
+        "shared_ip_error": shared_ip_error(),
+        "holding": holding(),
+        "dns_form": DNSSwingForm(instance=DNSSwing.load(), prefix=DNSSwingForm.PREFIX),
+        "dns_error": dns_swing.dns_error(),
+        "dns_events": FailoverEvent.objects.filter(
+            kind__in=[FailoverEvent.Kind.DNS, FailoverEvent.Kind.DNS_FAILED]
+        )[:1],
+        "hooks": hooks.describe(),
+        "hook_events": FailoverEvent.objects.filter(
+            kind__in=[FailoverEvent.Kind.HOOK, FailoverEvent.Kind.HOOK_FAILED]
+        )[:5],
+        "conflict": roles.conflict_reported(),
+        "exports": sorted(p.name for p in exports.exports_dir().glob("*.json"))
+        if exports.exports_dir().exists()
         else [],
         "become_primary_form": BecomePrimaryForm(),
         "alerts_form": AlertSettingsForm(instance=AlertSettings.load()),
@@ -81,6 +120,9 @@ def _page_context(**overrides: object) -> dict[str, object]:
             sync_form=SyncNowForm(),
             last_sync=SyncRun.latest(),
             syncs=SyncRun.objects.all()[:5],
+            lag=replication.lag(),
+            continuous=backup_settings.is_continuous,
+            pending_recordings=PendingRecording.objects.count(),
         )
     else:
         context["form"] = EstablishForm()
@@ -99,8 +141,8 @@ def sync_now(request: HttpRequest) -> HttpResponse:
     form = SyncNowForm(request.POST)
     full = form.is_valid() and form.cleaned_data["full"]
     try:
-        messages.success(request, services.sync_now(request.user, full=full))
-    except services.RelationshipError as error:
+        messages.success(request, runs.sync_now(request.user, full=full))
+    except runs.SyncRefused as error:
         messages.error(request, error.message)
     return redirect("failover:failover")
 
@@ -114,7 +156,7 @@ def backup_settings(request: HttpRequest) -> HttpResponse:
     if not (form.is_valid() and failover_form.is_valid()):
         context = _page_context(settings_form=form, failover_form=failover_form)
         return render(request, "failover/failover.html", context, status=400)
-    peer = services.save_backup_settings(form.instance, request.user)
+    peer = pair_settings.save_backup_settings(form.instance, request.user)
     messages.success(
         request, f"Backup settings saved: sync {schedule.describe(form.instance)}. {peer}"
     )
@@ -129,12 +171,13 @@ def syncs(request: HttpRequest) -> HttpResponse:
 
 @admin_required
 def sync_progress(request: HttpRequest) -> JsonResponse:
-    """The running sync's live progress, for the Failover page's progress view."""
+    """The running sync's live progress and the replication lag, for the Failover page."""
     run = SyncRun.latest()
+    lag = replication.lag().as_dict() if FailoverState.load().is_paired else None
     if run is None:
-        return JsonResponse({"run": None})
+        return JsonResponse({"run": None, "lag": lag})
     live = progress.read(run.pk) if run.status == SyncRun.Status.RUNNING else None
-    return JsonResponse({"run": run.as_dict(), "live": live})
+    return JsonResponse({"run": run.as_dict(), "live": live, "lag": lag})
 
 
 @require_POST
@@ -145,23 +188,23 @@ def establish(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         return render(request, "failover/failover.html", context, status=400)
     data = form.cleaned_data
-    backup = services.PeerAddress(data["backup_host"], data["backup_port"])
-    reverse = services.PeerAddress(data["reverse_host"], data["reverse_port"])
-    needs_pin = services.peer_scheme() == "https" and not settings.PEER_CA_BUNDLE
+    backup = PeerAddress(data["backup_host"], data["backup_port"])
+    reverse = PeerAddress(data["reverse_host"], data["reverse_port"])
+    needs_pin = peer_scheme() == "https" and not settings.PEER_CA_BUNDLE
     if needs_pin and not data["backup_fingerprint"]:
         # First step: show the certificate the backup presents before trusting it.
         try:
-            fingerprint = services.probe_certificate(backup)
+            fingerprint = relationship.probe_certificate(backup)
         except PeerError as error:
             form.add_error(None, error.message)
             return render(request, "failover/failover.html", context, status=400)
         form = EstablishForm(initial={**data, "backup_fingerprint": fingerprint})
         context.update(form=form, fingerprint=fingerprint, backup=backup)
         return render(request, "failover/confirm_certificate.html", context)
-    backup = services.PeerAddress(backup.host, backup.port, data["backup_fingerprint"])
+    backup = PeerAddress(backup.host, backup.port, data["backup_fingerprint"])
     try:
-        state = services.establish(backup, reverse, request.user)
-    except services.RelationshipError as error:
+        state = relationship.establish(backup, reverse, request.user)
+    except relationship.RelationshipError as error:
         form.add_error(None, error.message)
         return render(request, "failover/failover.html", context, status=400)
     messages.success(
@@ -178,8 +221,8 @@ def break_relationship(request: HttpRequest) -> HttpResponse:
     form = BreakForm(request.POST)
     force = form.is_valid() and form.cleaned_data["force"]
     try:
-        outcome = services.break_relationship(request.user, force=force)
-    except services.RelationshipError as error:
+        outcome = relationship.break_relationship(request.user, force=force)
+    except relationship.RelationshipError as error:
         messages.error(request, error.message)
     else:
         messages.success(request, f"Relationship broken: this site's role is now none. {outcome}")
@@ -189,7 +232,7 @@ def break_relationship(request: HttpRequest) -> HttpResponse:
 @admin_required
 def history(request: HttpRequest) -> HttpResponse:
     form = HistoryFilterForm(request.GET or None)
-    events = FailoverEvent.objects.all()
+    events = FailoverEvent.objects.select_related("alert")
     if form.is_bound and form.is_valid():
         events = form.filter(events)
     elif form.is_bound:
@@ -243,15 +286,62 @@ def shared_ip(request: HttpRequest) -> HttpResponse:
             request, "failover/failover.html", _page_context(shared_ip_form=form), status=400
         )
     try:
-        note = services.save_shared_ip(form.instance, request.user)
-    except services.RelationshipError as error:
+        note = pair_settings.save_shared_ip(form.instance, request.user)
+    except relationship.RelationshipError as error:
         form.add_error("address", error.message)
         return render(
             request, "failover/failover.html", _page_context(shared_ip_form=form), status=400
         )
     config = form.instance
     state = "enabled" if config.enabled else "disabled"
-    messages.success(request, f"Shared IP {config.address or ''} {state}.{note}")
+    messages.success(request, f"Shared IP {' and '.join(config.addresses)} {state}.{note}")
+    return redirect("failover:failover")
+
+
+@require_POST
+@admin_required
+def dns_settings(request: HttpRequest) -> HttpResponse:
+    """Save the DNS swing's settings; with the Test button, first prove the server takes
+    the key (nothing is saved when it does not)."""
+    testing = "test" in request.POST
+    form = DNSSwingForm(
+        request.POST, instance=DNSSwing.load(), testing=testing, prefix=DNSSwingForm.PREFIX
+    )
+    if not form.is_valid():
+        return render(request, "failover/failover.html", _page_context(dns_form=form), status=400)
+    if testing:
+        try:
+            result = dns_swing.test(form.save(commit=False), form.cleaned_data["secret"] or None)
+        except DNSError as error:
+            form.add_error(None, error.message)
+            return render(
+                request, "failover/failover.html", _page_context(dns_form=form), status=400
+            )
+        context = _page_context(dns_form=form, dns_test_result=result)
+        return render(request, "failover/failover.html", context)
+    config = form.save(commit=False)
+    # Saved settings are published again (on the primary), changed or not: the way to
+    # point the name here after someone else changed it.
+    config.published = f"{FailoverState.load().epoch} saved"
+    config.save()
+    AuditEvent.record(
+        request.user,
+        "failover.dns_swing",
+        f"DNS swing {'enabled' if config.enabled else 'disabled'}: {config.name or 'no name'} "
+        f"at {config.server or 'no server'} (key {config.key_name or 'none'}"
+        f"{', new secret' if form.cleaned_data['secret'] else ''}).",
+    )
+    transaction.on_commit(jobs.follow_role)
+    state = "enabled" if config.enabled else "disabled"
+    messages.success(
+        request,
+        f"DNS swing {state}"
+        + (
+            f": {config.name} points here whenever this site becomes primary."
+            if config.enabled
+            else "."
+        ),
+    )
     return redirect("failover:failover")
 
 
@@ -279,7 +369,11 @@ def test_connectivity(request: HttpRequest) -> HttpResponse:
 def become_primary(request: HttpRequest) -> HttpResponse:
     form = BecomePrimaryForm(request.POST)
     sync_first = form.is_valid() and form.cleaned_data["sync_first"]
-    tasks.change_role.delay("become_primary", request.user.get_username(), sync_first)
+    try:
+        switchover.start("become_primary", request.user.get_username(), sync_first)
+    except roles.RoleError as error:
+        messages.error(request, f"Become Primary did not start: {error.message}")
+        return redirect("failover:failover")
     messages.info(
         request,
         "Become Primary started"
@@ -294,7 +388,11 @@ def become_primary(request: HttpRequest) -> HttpResponse:
 def become_backup(request: HttpRequest) -> HttpResponse:
     form = BecomeBackupForm(request.POST, prefix="become_backup")
     force = form.is_valid() and form.cleaned_data["force"]
-    tasks.change_role.delay("become_backup", request.user.get_username(), force)
+    try:
+        switchover.start("become_backup", request.user.get_username(), force)
+    except roles.RoleError as error:
+        messages.error(request, f"Become Backup did not start: {error.message}")
+        return redirect("failover:failover")
     messages.info(request, "Become Backup started. The status history shows each step.")
     return redirect("failover:failover")
 
@@ -303,7 +401,7 @@ def become_backup(request: HttpRequest) -> HttpResponse:
 @admin_required
 def fix_conflict(request: HttpRequest) -> HttpResponse:
     try:
-        messages.success(request, roles.fix_conflict(request.user))
+        messages.success(request, conflicts.fix_conflict(request.user))
     except roles.RoleError as error:
         messages.error(request, error.message)
     return redirect("failover:failover")
@@ -312,7 +410,7 @@ def fix_conflict(request: HttpRequest) -> HttpResponse:
 @admin_required
 def export(request: HttpRequest, name: str) -> FileResponse:
     """Download a data export made before this site's data was overwritten."""
-    path = roles.exports_dir() / name
+    path = exports.exports_dir() / name
     if "/" in name or not name.endswith(".json") or not path.is_file():
         raise Http404("No such export.")
     return FileResponse(path.open("rb"), as_attachment=True, filename=name)
@@ -337,3 +435,41 @@ def alert_settings(request: HttpRequest) -> HttpResponse:
     else:
         messages.success(request, "Alert settings saved.")
     return redirect("failover:failover")
+
+
+@admin_required
+def backup(request: HttpRequest, form: ScheduledBackupForm | None = None) -> HttpResponse:
+    """Management > Backup: download a backup of this site; the daily backup's settings."""
+    config = ScheduledBackup.load()
+    context = {
+        "config": config,
+        "form": form or ScheduledBackupForm(instance=config),
+        "state": FailoverState.load(),
+        "file_name": backups.file_name(),
+    }
+    return render(request, "failover/backup.html", context, status=400 if form else 200)
+
+
+@require_POST
+@admin_required
+def download_backup(request: HttpRequest) -> StreamingHttpResponse:
+    """The backup file, streamed as it is written: the site's data is read in one
+    transaction and never held whole in memory."""
+    name = backups.file_name()
+    AuditEvent.record(request.user, "site.backup", f"Downloaded the backup {name}.")
+    return StreamingHttpResponse(
+        backups.Backup(),
+        content_type="application/gzip",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@require_POST
+@admin_required
+def backup_schedule(request: HttpRequest) -> HttpResponse:
+    form = ScheduledBackupForm(request.POST, instance=ScheduledBackup.load())
+    if not form.is_valid():
+        return backup(request, form=form)
+    said = backups.save_schedule(form.instance, request.user)
+    messages.success(request, said)
+    return redirect("failover:backup")

@@ -18,9 +18,11 @@ from rest_framework.exceptions import APIException, AuthenticationFailed
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
+from appliance import metrics
 from appliance.broker import connection
 from appliance.models import AuditEvent
 from security import nonces, signing
+from security.signals import peer_request_refused
 
 # Where the verified signature of a peer request is kept on the Django request, so the
 # response can be signed with the same key and bound to it (see peer_views).
@@ -78,26 +80,32 @@ class PeerSignatureAuthentication(BaseAuthentication):
         return f'Signature realm="peer", alg="hmac-sha256", tag="{signing.REQUEST_TAG}"'
 
     def record_refusal(self, request: HttpRequest, refusal: signing.SignatureRefused) -> None:
-        """The hook every refusal goes through: the audit trail and the status history.
+        """The hook every refusal goes through: counted for /metrics, then the audit trail,
+        then `peer_request_refused` (failover records it in the status history).
 
-        Anyone can send refused requests, so each source and reason is recorded
-        at most once a minute: a flood cannot grow the tables without bound.
+        Anyone can send refused requests, from as many addresses as they hold, so
+        each reason is recorded (and alerted) at most once a minute for the whole
+        site, whatever the source: a flood cannot grow the tables or the alerts
+        without bound. /metrics counts every refusal.
         """
+        metrics.PEER_REQUESTS_REFUSED.labels(str(refusal.reason)).inc()
         source = request.META.get("REMOTE_ADDR") or "an unknown address"
-        if not _first_in_window(f"{source}|{refusal.reason}"):
+        if not _first_in_window(str(refusal.reason)):
             return
-        from failover.models import FailoverEvent
-
         path = request.path[:MAX_PATH_IN_RECORD]
         message = (
             f"Refused a peer request ({refusal.reason}) from {source} {request.method} {path}: "
             f"{refusal.detail}"
         )
         AuditEvent.record(None, "peer.auth_refused", message)
-        FailoverEvent.record(
-            FailoverEvent.Kind.AUTH_REFUSED, message, severity=FailoverEvent.Severity.WARNING
+        peer_request_refused.send(
+            sender=type(self), message=message, reason=str(refusal.reason), source=source
         )
 
+
+# Every reason shows on /metrics from the start, at 0: a rate needs a first sample.
+for _reason in signing.Reason:
+    metrics.PEER_REQUESTS_REFUSED.labels(_reason.value)
 
 REFUSAL_WINDOW_SECONDS = 60
 

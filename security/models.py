@@ -15,6 +15,10 @@ class PreSharedKey(models.Model):
     fingerprint = models.CharField(max_length=19)
     updated_at = models.DateTimeField(default=timezone.now)
     updated_by = models.CharField(max_length=150, blank=True)
+    # The pair's salt for the signing key and its key id, both random, agreed at Establish
+    # (or by `failover rekey`). Empty: no pair yet, messages use the bootstrap key.
+    pair_salt = models.CharField(max_length=64, blank=True)
+    pair_key_id = models.CharField(max_length=40, blank=True)
 
     def __str__(self) -> str:
         return f"pre-shared key {self.fingerprint}"
@@ -39,6 +43,11 @@ class PreSharedKey(models.Model):
             },
         )
         return obj
+
+    @classmethod
+    def set_pair(cls, salt: str, key_id: str) -> None:
+        """Sign with the key of this pair's salt from now on (the key itself is unchanged)."""
+        cls.objects.filter(pk=1).update(pair_salt=salt, pair_key_id=key_id)
 
     def reveal(self) -> str:
         """The key in clear, for deriving the signing key. Raises keys.KeyUnreadable."""

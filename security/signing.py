@@ -1,7 +1,8 @@
 """HTTP Message Signatures (RFC 9421, hmac-sha256) on everything the two sites say to each other.
 
-The signing key is derived from the pre-shared key (`keys.derive(psk, PURPOSE)`), so the
-pre-shared key itself never crosses the wire. The http-message-signatures library builds
+The signing key is derived from the pre-shared key with scrypt and a per-pair random salt
+(`PeerKey`), so the pre-shared key itself never crosses the wire and every guess at it
+from a captured message costs a full scrypt. The http-message-signatures library builds
 and checks the signature base; this module only chooses what is covered and turns every
 failure into a `SignatureRefused` with a machine-readable reason.
 
@@ -20,7 +21,9 @@ What a request signature covers, and why:
   it a request could be sent back to the site that made it; a site refuses requests
   that carry its own name.
 - The parameters `created`, `nonce`, `keyid`, `alg` and a `tag` that differs between
-  requests and responses, so one can never be passed off as the other.
+  requests and responses, so one can never be passed off as the other. A signature is
+  accepted while `created` is within the clock skew of this site's clock and, when it
+  carries `expires`, not after that moment.
 
 A response signature covers `@status`, its own `content-digest`, and the request's
 signature (`"signature";key="peer";req`). That binds every answer to the one request it
@@ -54,10 +57,15 @@ from http_message_signatures import (
 from http_message_signatures.exceptions import HTTPMessageSignaturesException
 
 from security import keys, nonces
+from security.models import PreSharedKey
 
 logger = logging.getLogger(__name__)
 
-PURPOSE = "peer-signing/v1"
+PURPOSE = "peer-signing/v2"
+# What the releases before per-pair salts derived their signing key for (PeerKey.legacy).
+LEGACY_PURPOSE = "peer-signing/v1"
+BOOTSTRAP_SALT = b"appliance-failover/peer-signing/bootstrap-salt/v1"
+BOOTSTRAP_KEY_ID = "bootstrap"
 LABEL = "peer"
 REQUEST_TAG = "appliance-failover/peer-request/v1"
 RESPONSE_TAG = "appliance-failover/peer-response/v1"
@@ -107,23 +115,54 @@ class SignatureRefused(Exception):
 class PeerKey:
     """The signing key derived from the pre-shared key, and its public key id.
 
-    The key id is a short hash of the derived key: equal on two sites exactly when their
-    pre-shared keys are equal, and no help to anyone without the key.
+    The derivation is scrypt (keys.stretch) over the pre-shared key and a salt, so each
+    guess at the key from a captured message costs a full scrypt. Two sites that have
+    agreed a pair (at Establish, or `failover rekey`) use that pair's random salt and
+    random key id. Before that, and for the messages that set a pair up, they use the
+    bootstrap key: the same derivation with a fixed salt and the key id `bootstrap`.
+    Neither key id says anything about the key.
+
+    A pair set up by a release before salts (no salt stored, or an older peer that sent
+    none at Establish) keeps that release's key until `failover rekey`: an HKDF of the
+    pre-shared key with a key id derived from it, cheap to guess at, so the Failover page
+    asks for a rekey once both sites run this release.
     """
 
     key_id: str
     secret: bytes = field(repr=False)
 
     @classmethod
-    def from_psk(cls, psk: str) -> PeerKey:
-        secret = keys.derive(psk, PURPOSE)
+    def from_psk(cls, psk: str, salt: str = "", key_id: str = "") -> PeerKey:
+        """The pair key for `salt` (hex) and `key_id`, or the bootstrap key without a salt."""
+        if salt:
+            return cls(key_id=key_id, secret=keys.stretch(psk, bytes.fromhex(salt), PURPOSE))
+        return cls(key_id=BOOTSTRAP_KEY_ID, secret=keys.stretch(psk, BOOTSTRAP_SALT, PURPOSE))
+
+    @classmethod
+    def legacy(cls, psk: str) -> PeerKey:
+        """The key of the releases before per-pair salts, which their sites sign with."""
+        secret = keys.derive(psk, LEGACY_PURPOSE)
         return cls(key_id="psk-" + hashlib.sha256(secret).hexdigest()[:8], secret=secret)
 
     @classmethod
     def stored(cls) -> PeerKey:
-        """The key from this site's stored pre-shared key; SignatureRefused(no_key) without one."""
-        from security.models import PreSharedKey
+        """The key this site signs with: its pair's key, or the previous releases' key
+        while the pair has no salt.
 
+        SignatureRefused(no_key) without a stored pre-shared key.
+        """
+        return cls.accepted()[0]
+
+    @classmethod
+    def bootstrap(cls) -> PeerKey:
+        """The bootstrap key of this site's stored pre-shared key (Establish, rekey)."""
+        return cls.accepted()[-1]
+
+    @classmethod
+    def accepted(cls) -> tuple[PeerKey, ...]:
+        """The keys a request may be signed with: the pair's key first (or, without a salt,
+        the previous releases' key), then the bootstrap key, which a peer setting up a new
+        pair or salt uses."""
         stored = PreSharedKey.current()
         if stored is None:
             raise SignatureRefused(
@@ -132,9 +171,13 @@ class PeerKey:
                 "Management > Security.",
             )
         try:
-            return cls.from_psk(stored.reveal())
+            psk = stored.reveal()
         except keys.KeyUnreadable as error:
             raise SignatureRefused(Reason.NO_KEY, str(error)) from None
+        bootstrap = cls.from_psk(psk)
+        if stored.pair_salt and stored.pair_key_id:
+            return (cls.from_psk(psk, stored.pair_salt, stored.pair_key_id), bootstrap)
+        return (cls.legacy(psk), bootstrap)
 
 
 @dataclass(frozen=True)
@@ -157,11 +200,13 @@ def sign_request(
     created: dt.datetime | None = None,
     nonce: str | None = None,
     sender: str | None = None,
+    expires: dt.datetime | None = None,
 ) -> None:
     """Add Content-Digest, Signature-Input and Signature to an outgoing request, in place.
 
     `created` and `nonce` default to now and a fresh random value; tests pass them to
-    build stale, future or replayed requests.
+    build stale, future or replayed requests. This site's own requests carry no
+    `expires` (their age is bounded by the clock skew); one that does is refused after it.
     """
     # The sender's name, signed: a site refuses its own requests sent back to it.
     request.headers[SENDER_HEADER] = sender or settings.APPLIANCE_NAME
@@ -172,7 +217,7 @@ def sign_request(
         body = request.body = body.encode()
     elif not isinstance(body, bytes):
         raise TypeError("Only requests whose body is held in memory can be signed.")
-    _sign(request, key, REQUEST_TAG, REQUEST_COMPONENTS, body, created, nonce)
+    _sign(request, key, REQUEST_TAG, REQUEST_COMPONENTS, body, created, nonce, expires)
 
 
 def verify_request(
@@ -189,9 +234,11 @@ def verify_request(
             Reason.UNSIGNED,
             "The request carries no HTTP message signature (Signature and Signature-Input).",
         )
-    if key is None:
-        key = PeerKey.stored()
-    result = _verify(_django_request_view(request), key, REQUEST_TAG, REQUEST_COMPONENTS, "request")
+    candidates = (key,) if key is not None else PeerKey.accepted()
+    result = _verify(
+        _django_request_view(request), candidates, REQUEST_TAG, REQUEST_COMPONENTS, "request"
+    )
+    key = next(k for k in candidates if k.key_id == result.parameters.get("keyid"))
     created = _check_time(result, "request")
     _check_digest(result, request.body, "request")
     if request.headers.get(SENDER_HEADER) == (receiver or settings.APPLIANCE_NAME):
@@ -241,7 +288,7 @@ def verify_stream_response(response: requests.Response, key: PeerKey) -> Verifie
     if not _carries_signature(response.headers):
         raise SignatureRefused(Reason.UNSIGNED, "The answer carries no HTTP message signature.")
     view = _Response(response.status_code, response.headers, response.request)
-    result = _verify(view, key, STREAM_TAG, STREAM_COMPONENTS, "answer")
+    result = _verify(view, (key,), STREAM_TAG, STREAM_COMPONENTS, "answer")
     created = _check_time(result, "answer")
     return VerifiedSignature(key=key, created=created, nonce=str(result.nonce or ""))
 
@@ -260,7 +307,7 @@ def verify_response(response: requests.Response, key: PeerKey) -> VerifiedSignat
     if not _carries_signature(response.headers):
         raise SignatureRefused(Reason.UNSIGNED, "The answer carries no HTTP message signature.")
     view = _Response(response.status_code, response.headers, response.request)
-    result = _verify(view, key, RESPONSE_TAG, RESPONSE_COMPONENTS, "answer")
+    result = _verify(view, (key,), RESPONSE_TAG, RESPONSE_COMPONENTS, "answer")
     created = _check_time(result, "answer")
     _check_digest(result, response.content, "answer")
     return VerifiedSignature(key=key, created=created, nonce=str(result.nonce or ""))
@@ -285,20 +332,21 @@ class _Response:
 
 
 class _KeyResolver(HTTPSignatureKeyResolver):
-    """Knows one key; remembers an unknown key id so a key mismatch can be named as such."""
+    """Knows some keys by id; remembers an unknown key id so a mismatch can be named as such."""
 
-    def __init__(self, key: PeerKey) -> None:
-        self.key = key
+    def __init__(self, *known: PeerKey) -> None:
+        self.keys = {key.key_id: key for key in known}
+        self.signing = known[0]
         self.unknown_key_id: str | None = None
 
     def resolve_public_key(self, key_id: str) -> bytes | None:
-        if key_id == self.key.key_id:
-            return self.key.secret
+        if key_id in self.keys:
+            return self.keys[key_id].secret
         self.unknown_key_id = key_id
         return None
 
     def resolve_private_key(self, key_id: str) -> bytes:
-        return self.key.secret
+        return self.signing.secret
 
 
 class _Verifier(HTTPMessageVerifier):
@@ -329,6 +377,7 @@ def _sign(
     body: bytes,
     created: dt.datetime | None,
     nonce: str | None,
+    expires: dt.datetime | None = None,
 ) -> None:
     signer = HTTPMessageSigner(
         signature_algorithm=algorithms.HMAC_SHA256, key_resolver=_KeyResolver(key)
@@ -337,6 +386,7 @@ def _sign(
         message,
         key_id=key.key_id,
         created=created or dt.datetime.now(dt.UTC),
+        expires=expires,
         nonce=nonce or secrets.token_urlsafe(24),
         label=LABEL,
         tag=tag,
@@ -346,9 +396,9 @@ def _sign(
 
 
 def _verify(
-    message: Any, key: PeerKey, tag: str, components: tuple[str, ...], what: str
+    message: Any, candidates: tuple[PeerKey, ...], tag: str, components: tuple[str, ...], what: str
 ) -> VerifyResult:
-    resolver = _KeyResolver(key)
+    resolver = _KeyResolver(*candidates)
     verifier = _Verifier(signature_algorithm=algorithms.HMAC_SHA256, key_resolver=resolver)
     try:
         results = verifier.verify(
@@ -359,13 +409,14 @@ def _verify(
         if resolver.unknown_key_id is not None:
             raise SignatureRefused(
                 Reason.BAD_SIGNATURE,
-                f"The {what} was signed with a different pre-shared key: save the same key "
-                "on both sites.",
+                f"The {what} was signed with a pair key this site does not hold: run `manage.py "
+                "failover rekey` on one site, or establish the relationship again.",
             ) from None
         raise SignatureRefused(
             Reason.BAD_SIGNATURE,
-            f"The {what}'s signature does not match it as received: it was made with another "
-            "key, does not cover what this site requires, or the message was changed on the way.",
+            f"The {what}'s signature does not match it as received: it was made with a "
+            "different pre-shared key (save the same key on both sites), does not cover what "
+            "this site requires, or the message was changed on the way.",
         ) from None
     return results[0]
 
@@ -391,6 +442,18 @@ def _check_time(result: VerifyResult, what: str) -> dt.datetime:
             f"The {what} was signed {created - now:.0f} s in the future, more than the allowed "
             f"clock skew of {skew} s: {hint}",
         )
+    expires = result.parameters.get("expires")
+    if expires is not None:
+        # The signer's own limit, on top of the skew: after it, the message is void.
+        if not isinstance(expires, int) or expires < created:
+            raise SignatureRefused(
+                Reason.BAD_SIGNATURE, f"The {what}'s signature has an unusable expiry time."
+            )
+        if now > expires:
+            raise SignatureRefused(
+                Reason.STALE,
+                f"The {what}'s signature expired {now - expires:.0f} s ago; {hint}",
+            )
     return dt.datetime.fromtimestamp(created, dt.UTC)
 
 

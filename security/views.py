@@ -4,7 +4,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from appliance.permissions import admin_required
-from failover.models import FailoverState, Role
+from security import signals
 from security.forms import PreSharedKeyForm
 from security.models import PreSharedKey
 from security.services import set_key
@@ -18,11 +18,8 @@ def security(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         stored = set_key(form.cleaned_data["key"], request.user)
         messages.success(request, f"Pre-shared key saved. Its fingerprint is {stored.fingerprint}.")
-        if FailoverState.load().role != Role.NONE:
-            messages.warning(
-                request,
-                "This site is paired: save the same key on the other site too, or the two "
-                "sites will refuse each other's requests.",
-            )
+        for note in signals.notes(saved=True):
+            messages.warning(request, note)
         return redirect("security:security")
-    return render(request, "security/security.html", {"form": form, "psk": PreSharedKey.current()})
+    context = {"form": form, "psk": PreSharedKey.current(), "notes": signals.notes(saved=False)}
+    return render(request, "security/security.html", context)

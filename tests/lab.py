@@ -5,6 +5,12 @@
                            ├─ p-client  ─ eth0 (client   10.231.0.20)
                            └─ p-outside ─ eth0 (outside  10.231.0.30, answers the test IPs)
 
+Every host also has an IPv6 address on the same link (fd00:231::11, ...; the
+IPv6 shared address is fd00:231::100). With `ipv6`, the sites share it too;
+with `dns`, the outside world runs an authoritative DNS server (Knot) for
+failover.test and each site swings support.failover.test to itself when it
+becomes primary; with `hooks`, each site runs the given takeover hooks.
+
 Each site namespace runs a complete site (web over TLS on 443, worker, beat, its
 own embedded Redis and SQLite database) with the Linux shared-IP driver, so the
 shared address really moves between the namespaces and is announced with
@@ -29,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -36,10 +43,12 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from tests.certs import Certificate, make_ca
+from tests.dns_server import ALGORITHM, KEY_NAME, NAME, ZONE, Knot
 from tests.sites import ROOT, Site, wait_until
 
 PREFIX = "aflab"
@@ -47,6 +56,9 @@ SUBNET = "10.231.0"
 ADDRESSES = {"primary": 11, "backup": 12, "client": 20, "outside": 30}
 SHARED_IP = f"{SUBNET}.100"
 SHARED = f"{SHARED_IP}/24"
+SUBNET6 = "fd00:231::"
+SHARED6_IP = f"{SUBNET6}100"
+SHARED6 = f"{SHARED6_IP}/64"
 KEY = "lab pre-shared key, long enough 01"
 ADMIN_PASSWORD = "lab admin password 1"
 FAKETIME_LIB = next(
@@ -83,6 +95,10 @@ def address(role: str) -> str:
     return f"{SUBNET}.{ADDRESSES[role]}"
 
 
+def address6(role: str) -> str:
+    return f"{SUBNET6}{ADDRESSES[role]}"
+
+
 def lab_namespaces() -> list[str]:
     listed = run("ip", "netns", "list", check=False).stdout.split("\n")
     return [line.split()[0] for line in listed if line.startswith(PREFIX + "-")]
@@ -112,7 +128,17 @@ def remove_all() -> list[str]:
 class Lab:
     """One lab; `up()` builds it, `down()` removes all of it. Use as a context manager."""
 
-    def __init__(self, base_dir: Path | None = None, *, tag: str | None = None) -> None:
+    def __init__(
+        self,
+        base_dir: Path | None = None,
+        *,
+        tag: str | None = None,
+        ipv6: bool = False,
+        dns: bool = False,
+        hooks: dict[str, str] | None = None,
+    ) -> None:
+        """`ipv6`: the sites share SHARED6 as well; `dns`: a DNS server outside and the
+        DNS swing on both sites; `hooks`: takeover hooks (name: script) on both sites."""
         self.tag = tag or uuid.uuid4().hex[:6]
         self.base_dir = base_dir or Path(tempfile.mkdtemp(prefix=f"{PREFIX}-{self.tag}-"))
         self.spaces = {
@@ -125,6 +151,10 @@ class Lab:
         # Active faults on the switch: (from_port, to_role) pairs dropped, with a percentage.
         self._drops: dict[tuple[str, str], int] = {}
         self.skewed: dict[str, int] = {}
+        self.ipv6, self.hooks = ipv6, hooks or {}
+        self.dns: Knot | None = (
+            Knot(address("outside"), 53, netns=self.spaces["outside"]) if dns else None
+        )
 
     # Building and removing -------------------------------------------------------------
 
@@ -152,12 +182,16 @@ class Lab:
                 "peer", "name", "eth0", "netns", self.spaces[role])  # fmt: skip
             run("ip", "-n", switch, "link", "set", port, "master", "br0", "up")
             run("ip", "-n", self.spaces[role], "addr", "add", f"{address(role)}/24", "dev", "eth0")
+            run("ip", "-n", self.spaces[role], "addr", "add", f"{address6(role)}/64", "dev", "eth0",
+                "nodad")  # fmt: skip
             run("ip", "-n", self.spaces[role], "link", "set", "eth0", "up")
             link = run("ip", "-n", self.spaces[role], "-o", "link", "show", "eth0").stdout
             self.macs[role] = link.split("link/ether ")[1].split()[0]
         for role in SITES:
             self.in_ns(role, "sysctl", "-qw", "net.ipv4.ip_nonlocal_bind=1")
         self._apply_switch_rules()
+        if self.dns is not None:
+            self.dns.start()
 
     def configure_monitor(
         self, *, poll: int = 1, timeout: int = 2, test_ips: str | None = None, enabled: bool = True
@@ -189,7 +223,7 @@ class Lab:
                 ca=self.ca,
                 netns=self.spaces[role],
                 host=address(role),
-                extra_hosts=(SHARED_IP,),
+                extra_hosts=(SHARED_IP, SHARED6_IP, address6(role)),
                 SHARED_IP_DRIVER="linux",
                 PEER_CA_BUNDLE="",
                 **{**LAB_SITE_ENV, **env},
@@ -199,13 +233,41 @@ class Lab:
             site.manage("ensureadmin", "admin", stdin=ADMIN_PASSWORD + "\n")
             site.shell(
                 "from failover.models import SharedIP\n"
-                f"SharedIP(enabled=True, address={SHARED!r}, interface='eth0').save()"
+                f"SharedIP(enabled=True, address={SHARED!r}, "
+                f"address6={SHARED6 if self.ipv6 else ''!r}, interface='eth0').save()"
             )
+            if self.dns is not None:
+                self._configure_dns(site, role)
+            if self.hooks:
+                self._install_hooks(site)
             self.sites[role] = site
         for site in self.sites.values():
             site.launch()
         for site in self.sites.values():
-            site.wait_ready(timeout=90)
+            site.wait_ready(timeout=180)
+
+    def _configure_dns(self, site: Site, role: str) -> None:
+        """The DNS swing: the name points at this site's own addresses when it is primary."""
+        site.shell(
+            "from failover.models import DNSSwing\n"
+            f"s = DNSSwing(enabled=True, server={address('outside')!r}, port=53, zone={ZONE!r}, "
+            f"name={NAME!r}, ttl=30, key_name={KEY_NAME!r}, algorithm={ALGORITHM!r}, "
+            f"ipv4={address(role)!r}, ipv6={address6(role)!r})\n"
+            f"s.store_secret({self.dns.secret!r}); s.save()"
+        )
+
+    def _install_hooks(self, site: Site) -> None:
+        folder = site.data_dir / "hooks.d"
+        folder.mkdir(mode=0o755, exist_ok=True)
+        for name, script in self.hooks.items():
+            path = folder / name
+            path.write_text(script.replace("{log}", str(self.hook_log(site.name))))
+            path.chmod(0o755)
+        site.env["FAILOVER_HOOKS_DIR"] = str(folder)
+
+    def hook_log(self, site: str) -> Path:
+        """Where the lab's hooks of `site` may write (the `{log}` in their scripts)."""
+        return self.base_dir / site / "hooks.log"
 
     def pair(self) -> None:
         """Establish from the primary and wait for the first sync and the shared IP."""
@@ -216,9 +278,9 @@ class Lab:
             "--reverse-host", address("primary"), "--reverse-port", "443",
             "--backup-fingerprint", backup.certificate_fingerprint,
         )  # fmt: skip
-        if not wait_until(lambda: self.last_sync("backup") == "succeeded", timeout=90):
+        if not wait_until(lambda: self.last_sync("backup") == "succeeded", timeout=180):
             raise LabError(f"the first sync did not finish:\n{backup.log('worker.log')}")
-        if not wait_until(lambda: self.holders() == {"primary"}, timeout=30):
+        if not wait_until(lambda: self.holders() == {"primary"}, timeout=120):
             raise LabError(f"the primary did not take {SHARED}: holders {self.holders()}")
 
     def up(self, *, keep: bool = False, pair: bool = True, **env: str) -> Lab:
@@ -238,6 +300,9 @@ class Lab:
         for site in self.sites.values():
             with contextlib.suppress(Exception):
                 site.kill()
+        if self.dns is not None:
+            with contextlib.suppress(Exception):
+                self.dns.stop()
         for name in self.spaces.values():
             kill_namespace_processes(name)
             run("ip", "netns", "del", name, check=False)
@@ -245,55 +310,48 @@ class Lab:
 
     # Looking -----------------------------------------------------------------------------
 
-    def holders(self) -> set[str]:
+    def holders(self, shared: str = SHARED) -> set[str]:
         """Which site namespaces have the shared address on eth0, read from the kernel."""
         found = set()
         for role in SITES:
             shown = run("ip", "-n", self.spaces[role], "-o", "addr", "show", "dev", "eth0",
                         check=False).stdout  # fmt: skip
-            if f" {SHARED} " in shown:
+            if f" {shared} " in shown:
                 found.add(role)
         return found
 
-    def stored_role(self, site: str) -> tuple[str, int]:
-        """(role, epoch) straight from the site's database file: fast enough to sample."""
-        import sqlite3
+    def holders6(self) -> set[str]:
+        return self.holders(SHARED6)
 
-        path = self.sites[site].data_dir / "db.sqlite3"
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as db:
-            row = db.execute(
-                "SELECT role, epoch FROM failover_failoverstate WHERE id = 1"
-            ).fetchone()
-        return (row[0], row[1]) if row else ("", 0)
+    def neighbour(self, ip: str, role: str = "client") -> str:
+        """The MAC in a host's neighbour cache for `ip` ("" when it has none)."""
+        shown = run("ip", "-n", self.spaces[role], "neigh", "show", ip, check=False).stdout
+        return shown.split("lladdr ")[1].split()[0] if "lladdr " in shown else ""
+
+    def keep_neighbours(self, seconds: int, role: str = "client") -> None:
+        """A host trusts its neighbour entries this long (base_reachable_time): it then
+        switches MAC only when told to (an advertisement), not by a timeout of its own."""
+        ms = str(seconds * 1000)
+        self.in_ns(role, "sysctl", "-qw", f"net.ipv6.neigh.eth0.base_reachable_time_ms={ms}",
+                   f"net.ipv4.neigh.eth0.base_reachable_time_ms={ms}")  # fmt: skip
+
+    def stored_role(self, site: str) -> tuple[str, int]:
+        """(role, epoch) straight from the site's database: fast enough to sample."""
+        found = self.sites[site].rows("SELECT role, epoch FROM failover_failoverstate WHERE id = 1")
+        return (found[0][0], found[0][1]) if found else ("", 0)
 
     def role(self, site: str) -> str:
-        return self.status(site).get("role", "")
+        return self.stored_role(site)[0]
 
     def status(self, site: str) -> dict[str, Any]:
-        done = self.sites[site].manage("failover", "status", "--json", check=False)
-        try:
-            return json.loads(done.stdout)
-        except json.JSONDecodeError:
-            return {}
+        return self.sites[site].status()
 
     def last_sync(self, site: str) -> str:
-        return (
-            self.sites[site]
-            .shell(
-                "from failover.models import SyncRun\n"
-                "run = SyncRun.objects.order_by('-id').first()\n"
-                "print(run.status if run else '')"
-            )
-            .strip()
-        )
+        run = self.sites[site].latest_run()
+        return run["status"] if run else ""
 
     def events(self, site: str) -> list[str]:
-        out = self.sites[site].shell(
-            "import json\nfrom failover.models import FailoverEvent\n"
-            "print(json.dumps(list(FailoverEvent.objects.order_by('id')"
-            ".values_list('kind', flat=True))))"
-        )
-        return json.loads(out)
+        return self.sites[site].event_kinds()
 
     # Faults ------------------------------------------------------------------------------
 
@@ -303,10 +361,11 @@ class Lab:
         kill_namespace_processes(self.spaces[site])
 
     def power_off(self, site: str) -> None:
-        """The machine dies: its processes, its link, and with them the address it held."""
+        """The machine dies: its processes, its link, and with them the addresses it held."""
         self.cut_link(site)
         self.crash(site)
-        run("ip", "-n", self.spaces[site], "addr", "del", SHARED, "dev", "eth0", check=False)
+        for shared in (SHARED, SHARED6):
+            run("ip", "-n", self.spaces[site], "addr", "del", shared, "dev", "eth0", check=False)
 
     def power_on(self, site: str, *, wait: bool = True) -> None:
         """The machine comes back: link up, site started (as after a reboot)."""
@@ -314,10 +373,29 @@ class Lab:
         self.restart(site, wait=wait)
 
     def watch(
-        self, host: str = SHARED_IP, port: int = 443, *, tls: bool = True, limit: float = 300
+        self,
+        host: str = SHARED_IP,
+        port: int = 443,
+        *,
+        tls: bool = True,
+        limit: float = 300,
+        interval: float = 0.05,
+        timeout: float = 0.2,
+        connect_timeout: float | None = None,
     ) -> Watcher:
-        """Start a client in its namespace that reports when `host:port` goes down and up."""
-        return Watcher(self, host, port, tls=tls, limit=limit)
+        """Start a client in its namespace that reports when `host:port` goes down and up
+        (tests/lab_client/watch.py: a request every `interval`, given up after `timeout`,
+        its connection after `connect_timeout`, by default the same)."""
+        args = [
+            host, str(port), "--limit", str(limit), "--interval", str(interval),
+            "--timeout", str(timeout), "--connect-timeout", str(connect_timeout or timeout),
+        ]  # fmt: skip
+        return Watcher(self, "watch.py", *args, *(["--tls"] if tls else []))
+
+    def watch_dns(self, name: str = NAME, *, limit: float = 300) -> Watcher:
+        """Start a client that reports each change of the lab's DNS server's answer for `name`
+        (A and AAAA), as a resolver asking the authoritative server would see it."""
+        return Watcher(self, "dns_watch.py", address("outside"), "53", name, "--limit", str(limit))
 
     def writer(self, token: str, *, tag: str = "w", limit: float = 300) -> subprocess.Popen[str]:
         """Start a client that keeps writing reports to the shared IP (tests/lab_client/writer.py).
@@ -333,15 +411,16 @@ class Lab:
         assert json.loads(writer.stdout.readline()) == {"started": True}
         return writer
 
-    def api_token(self, key: str = "0" * 40) -> str:
+    def api_token(self, key: str = "0" * 43) -> str:
         """The same API token for the administrator on both sites (tokens are per site)."""
         for site in self.sites.values():
             site.shell(
                 "from django.contrib.auth.models import User\n"
-                "from rest_framework.authtoken.models import Token\n"
+                "from appliance.models import ApiToken\n"
                 "user = User.objects.get(username='admin')\n"
-                f"Token.objects.filter(key={key!r}).exclude(user=user).delete()\n"
-                f"Token.objects.get_or_create(key={key!r}, defaults={{'user': user}})"
+                f"digest = ApiToken.digest_of({key!r})\n"
+                "ApiToken.objects.filter(digest=digest).exclude(user=user).delete()\n"
+                "ApiToken.objects.update_or_create(user=user, defaults={'digest': digest})"
             )
         return key
 
@@ -350,7 +429,7 @@ class Lab:
         kill_namespace_processes(self.spaces[site])
         self.sites[site].launch()
         if wait:
-            self.sites[site].wait_ready(timeout=90)
+            self.sites[site].wait_ready(timeout=180)
 
     def cut_link(self, role: str, *, down: bool = True) -> None:
         run("ip", "-n", self.spaces["switch"], "link", "set", f"p-{role}",
@@ -426,40 +505,51 @@ class Lab:
 
 
 class Watcher:
-    """The client's view of the shared address: a process in the client namespace."""
+    """The client's view of a service: a process in the client namespace reporting changes
+    (tests/lab_client/watch.py for an address, dns_watch.py for a name), one JSON line each."""
 
-    def __init__(self, lab: Lab, host: str, port: int, *, tls: bool, limit: float) -> None:
+    def __init__(self, lab: Lab, script: str, *args: str) -> None:
         argv = ["ip", "netns", "exec", lab.spaces["client"], sys.executable,
-                str(ROOT / "tests" / "lab_client" / "watch.py"), host, str(port),
-                "--limit", str(limit)]  # fmt: skip
-        if tls:
-            argv.append("--tls")
-        self.process = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
-        )
+                str(ROOT / "tests" / "lab_client" / script), *args]  # fmt: skip
+        self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self.changes: list[dict[str, Any]] = []
+        self._unread = b""
 
     def next_change(self, timeout: float) -> dict[str, Any] | None:
-        import select
+        """The next line the client printed, within `timeout` seconds (None: none came).
 
-        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
-        if not ready:
-            return None
-        line = self.process.stdout.readline()
-        if not line:
-            return None
+        The pipe is read with os.read, not a buffered readline: a buffered read may take
+        two lines at once, and select() would then wait for more while one sits unread.
+        """
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._unread:
+            left = deadline - time.monotonic()
+            ready, _, _ = select.select([self.process.stdout], [], [], max(0.0, left))
+            if not ready:
+                return None
+            chunk = os.read(self.process.stdout.fileno(), 65536)
+            if not chunk:
+                return None
+            self._unread += chunk
+        line, self._unread = self._unread.split(b"\n", 1)
         change = json.loads(line)
         self.changes.append(change)
         return change
 
     def wait_for(self, up: bool, timeout: float) -> dict[str, Any] | None:
         """The next change to `up` (down when False) within `timeout` seconds."""
+        return self.wait_until(lambda change: change["up"] is up, timeout)
+
+    def wait_until(
+        self, wanted: Callable[[dict[str, Any]], bool], timeout: float
+    ) -> dict[str, Any] | None:
+        """The next change that is `wanted`, within `timeout` seconds."""
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
             change = self.next_change(left)
             if change is None:
                 return None
-            if change["up"] is up:
+            if wanted(change):
                 return change
         return None
 
@@ -500,12 +590,14 @@ def main(argv: list[str]) -> int:
         if problems := missing_tools():
             print("the lab needs: " + "; ".join(problems), file=sys.stderr)
             return 2
-        lab = Lab(tag="cli")
+        lab = Lab(tag="cli", ipv6=True, dns=shutil.which("knotd") is not None)
         lab.up(keep=True)
         print(f"Lab up in {lab.base_dir} (namespaces {', '.join(lab.spaces.values())}).")
         for role in SITES:
             print(f"  {role}: https://{address(role)}/ (ip netns exec {lab.spaces[role]} ...)")
-        print(f"  shared IP {SHARED}; admin password in the lab: {ADMIN_PASSWORD!r}")
+        print(f"  shared IP {SHARED} and {SHARED6}; admin password: {ADMIN_PASSWORD!r}")
+        if lab.dns is not None:
+            print(f"  DNS swing: {NAME} at {address('outside')} (Knot, key {KEY_NAME})")
         print(f"  a shell as the client: ip netns exec {lab.spaces['client']} bash")
         print("  remove it: python -m tests.lab down")
         return 0

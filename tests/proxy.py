@@ -3,7 +3,10 @@
 It forwards bytes unchanged until a fault is injected. Then the answers to the
 requests whose path contains `into` are watched, and `after` bytes into each
 answer's body the proxy either flips one bit ("corrupt") or resets both
-connections ("cut"). Other requests on the wire, such as the peer checks, pass
+connections ("cut"). With `times`, only the first that many answers are
+damaged and the fault then clears itself: a test that wants the retry to
+succeed says how many attempts fail, instead of racing the retries to clear
+the fault by hand. Other requests on the wire, such as the peer checks, pass
 untouched. One thread pumps both directions of a connection, so a fault never
 races the forwarding.
 """
@@ -54,18 +57,34 @@ class FaultyProxy:
         self.fault: str | None = None
         self.into = b""
         self.after = 0
+        self.times: int | None = None
         self.injected = 0
+        self._armed = 0
+        self._lock = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port: int = self._listener.getsockname()[1]
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
 
-    def inject(self, fault: str, *, into: str, after: int) -> None:
-        """From now on, `fault` every answer to a request for a path containing `into`."""
+    def inject(self, fault: str, *, into: str, after: int, times: int | None = None) -> None:
+        """From now on, `fault` the answers to requests for a path containing `into`:
+        every one, or only the first `times` of them."""
         if fault not in FAULTS:
             raise ValueError(f"{fault!r} is not a fault this proxy knows; use one of {FAULTS}.")
-        self.into, self.after, self.injected = into.encode(), after, 0
-        self.fault = fault
+        with self._lock:
+            self.into, self.after, self.times = into.encode(), after, times
+            self.injected = self._armed = 0
+            self.fault = fault
+
+    def _arm(self, path: bytes) -> bool:
+        """Whether the answer to a request for `path` is to be damaged (and counts)."""
+        with self._lock:
+            if self.fault is None or self.into not in path:
+                return False
+            if self.times is not None and self._armed >= self.times:
+                return False
+            self._armed += 1
+            return True
 
     def clear(self) -> None:
         """Forward everything unchanged again."""
@@ -113,8 +132,7 @@ class FaultyProxy:
                     if not data:
                         return
                     if request := REQUEST_LINE.match(data):
-                        watched = self.fault is not None and self.into in request.group(1)
-                        answer = _Answer() if watched else None
+                        answer = _Answer() if self._arm(request.group(1)) else None
                     server.sendall(data)
                 if server in readable:
                     data = server.recv(65536)

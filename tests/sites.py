@@ -4,11 +4,20 @@ On the embedded defaults each site gets its own SQLite file and embedded Redis.
 When the suite runs with DATABASE_URL (PostgreSQL) and REDIS_URL set, as in CI's
 second pass, each site gets its own database on that server and its own Redis
 database number, so the production path is exercised too.
+
+Tests act on a site through its real doors (the CLI, its web pages, its peer)
+and watch it by reading its database, its Redis and its files directly
+(`status`, `sync_run`, `event_kinds`, ...). Watching costs a query, not a
+Python start-up with Django (about a second of CPU each), so a test that waits
+for an event sees it within a fraction of a second however busy the machine
+is, and does not slow the sites it waits for.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
+import datetime as dt
 import http.cookiejar
 import itertools
 import json
@@ -124,14 +133,20 @@ class Site:
         netns: str | None = None,
         host: str = "127.0.0.1",
         extra_hosts: tuple[str, ...] = (),
+        web_workers: int = 1,
+        release: Path | None = None,
         **env: str,
     ) -> None:
         """A site on loopback, or with `netns` one inside that network namespace.
 
         Inside a namespace the site listens on port 443 of all its addresses and
         every command that may talk to it or to its peer runs in the namespace.
+        With `release` (an unpacked wheel, tests/releases.py) the site runs that
+        release instead of this checkout, until `upgrade`.
         """
         self.name = name
+        self.release = release
+        self.web_workers = web_workers
         self.ca = ca
         self.netns = netns
         self.host = host
@@ -142,6 +157,8 @@ class Site:
         hosts = tuple(dict.fromkeys(hosts))
         self.process: subprocess.Popen[bytes] | None = None
         self._database: str | None = None
+        self._database_url: str | None = None
+        self._reader: Any = None
         self.env = {
             key: value
             for key, value in os.environ.items()
@@ -150,7 +167,7 @@ class Site:
         self.env.update(
             APPLIANCE_DATA_DIR=str(self.data_dir),
             APPLIANCE_NAME=name,
-            ALLOWED_HOSTS=",".join(hosts),
+            ALLOWED_HOSTS=",".join(f"[{h}]" if ":" in h else h for h in hosts),
             HEARTBEAT_SECONDS="1",
             DJANGO_SETTINGS_MODULE="appliance.settings",
         )
@@ -167,7 +184,10 @@ class Site:
             # always runs its own embedded Redis and SQLite there.
             self._use_external_services()
         self.env.update(env)
-        if "DATABASE_URL" not in self.env:
+        if release is not None:
+            # Its own code first; its dependencies are the suite's. Its runsite migrates.
+            self.env["PYTHONPATH"] = str(release)
+        elif "DATABASE_URL" not in self.env:
             shutil.copyfile(_migrated_template(self.env), self.data_dir / "db.sqlite3")
 
     @property
@@ -176,6 +196,26 @@ class Site:
 
     def _argv(self, argv: list[str]) -> list[str]:
         return ["ip", "netns", "exec", self.netns, *argv] if self.netns else argv
+
+    @property
+    def _command(self) -> list[str]:
+        """How to run a management command: this checkout's manage.py, or the release's
+        `python -m appliance` (run from the site's folder, so that this checkout, the
+        suite's working directory, does not shadow it)."""
+        if self.release is None:
+            return [sys.executable, str(ROOT / "manage.py")]
+        return [sys.executable, "-m", "appliance"]
+
+    @property
+    def _cwd(self) -> Path | None:
+        return self.data_dir if self.release is not None else None
+
+    def upgrade(self, timeout: float = 180.0) -> Site:
+        """Stop the release this site runs and start this checkout's code on its data."""
+        self.stop()
+        self.release = None
+        self.env.pop("PYTHONPATH", None)
+        return self.start(timeout)
 
     def _use_external_services(self) -> None:
         database_url = os.environ.get("DATABASE_URL", "")
@@ -190,6 +230,7 @@ class Site:
                 connection.execute(f'DROP DATABASE IF EXISTS "{self._database}"')
                 connection.execute(f'CREATE DATABASE "{self._database}" TEMPLATE "{template}"')
             self.env["DATABASE_URL"] = urlunsplit(parts._replace(path=f"/{self._database}"))
+            self._database_url = self.env["DATABASE_URL"]
             self._admin_url = admin_url
         redis_url = os.environ.get("REDIS_URL", "")
         if redis_url.startswith("redis://"):
@@ -201,20 +242,145 @@ class Site:
             self.env["REDIS_URL"] = url
 
     def manage(
-        self, *args: str, stdin: str | None = None, check: bool = True
+        self, *args: str, stdin: str | None = None, check: bool = True, timeout: float = 300
     ) -> subprocess.CompletedProcess[str]:
+        """Run a management command of the site. `timeout` bounds a hung command; set-up
+        whose work grows with its size passes a budget that grows with it."""
         return subprocess.run(
-            self._argv([sys.executable, str(ROOT / "manage.py"), *args]),
+            self._argv([*self._command, *args]),
             env=self.env,
+            cwd=self._cwd,
             input=stdin,
             capture_output=True,
             text=True,
             check=check,
-            timeout=120,
+            timeout=timeout,
         )
 
-    def status(self) -> dict[str, Any]:
+    def generate_reports(self, count: int, *extra: str) -> None:
+        """`generate_reports`, with a time budget proportional to the count (about 300 per
+        second on a loaded two-core machine, and a minute to start)."""
+        self.manage("generate_reports", str(count), *extra, timeout=60 + count / 300)
+
+    def cli_status(self) -> dict[str, Any]:
+        """`manage.py failover status --json`: what the CLI says (a Python start-up)."""
         return json.loads(self.manage("failover", "status", "--json").stdout)
+
+    # Watching the site: its database, Redis and files, read directly ----------------------
+
+    def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Run a read-only query against the site's database (`%s` placeholders)."""
+        if self._database_url:
+            import psycopg
+
+            if self._reader is None:
+                self._reader = psycopg.connect(self._database_url, autocommit=True)
+            return self._reader.execute(sql, params).fetchall()
+        import sqlite3
+
+        path = self.data_dir / "db.sqlite3"
+        with contextlib.closing(
+            sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        ) as database:
+            return database.execute(sql.replace("%s", "?"), params).fetchall()
+
+    def status(self) -> dict[str, Any]:
+        """Role, epoch, peer, processes and last sync, in the shape of `failover status
+        --json`, read from the site's database."""
+        found = self.rows(
+            "SELECT role, epoch, peer_name, peer_host, peer_port, peer_role, peer_epoch, "
+            "peer_reachable, peer_checked_at, peer_error FROM failover_failoverstate WHERE id = 1"
+        )
+        role, epoch, name, host, port, peer_role, peer_epoch, reachable, checked, error = (
+            found[0] if found else ("none", 0, "", "", None, "", None, None, None, "")
+        )
+        key = self.rows("SELECT fingerprint FROM security_presharedkey WHERE id = 1")
+        beats = self.rows("SELECT component, last_seen FROM appliance_heartbeat")
+        period = int(self.env.get("HEARTBEAT_SECONDS", "10"))
+        now = dt.datetime.now(dt.UTC)
+        processes: dict[str, dict[str, Any]] = {
+            component: {"alive": False, "last_seen": None}
+            for component in ("worker", "beat", "network")
+        }
+        for component, seen in beats:
+            last_seen = moment(seen)
+            alive = (now - last_seen).total_seconds() <= 3 * period
+            processes[component] = {"alive": alive, "last_seen": last_seen.isoformat()}
+        return {
+            "site": self.name,
+            "role": role,
+            "epoch": epoch,
+            "key_fingerprint": key[0][0] if key else None,
+            "peer": {
+                "name": name,
+                "address": f"{host}:{port}" if host else "",
+                "role": peer_role,
+                "epoch": peer_epoch,
+                "reachable": None if reachable is None else bool(reachable),
+                "last_check": _iso(checked),
+                "error": error,
+            }
+            if role != "none"
+            else None,
+            "processes": processes,
+            "last_sync": self.latest_run(),
+        }
+
+    def role(self) -> str:
+        return self.status()["role"]
+
+    SYNC_RUN_COLUMNS = (
+        "id", "status", "trigger", "full", "created_at", "started_at", "finished_at",
+        "records", "bytes", "files", "attempts", "error", "retry_at",
+    )  # fmt: skip
+
+    def sync_run(self, run_id: int) -> dict[str, Any] | None:
+        """A sync run as `SyncRun.as_dict()` shows it (with its retry time), or None."""
+        found = self.rows(
+            f"SELECT {self._run_columns()} FROM failover_syncrun WHERE id = %s",
+            (run_id,),
+        )
+        return self._run(found[0]) if found else None
+
+    def latest_run(self) -> dict[str, Any] | None:
+        found = self.rows(
+            f"SELECT {self._run_columns()} FROM failover_syncrun ORDER BY id DESC LIMIT 1"
+        )
+        return self._run(found[0]) if found else None
+
+    def _run_columns(self) -> str:
+        # Quoted: FULL is a reserved word in PostgreSQL (and a quoted name in SQLite too).
+        return ", ".join(f'"{column}"' for column in self.SYNC_RUN_COLUMNS)
+
+    def _run(self, row: tuple[Any, ...]) -> dict[str, Any]:
+        run = dict(zip(self.SYNC_RUN_COLUMNS, row, strict=True))
+        run["full"] = bool(run["full"])
+        for moment in ("created_at", "started_at", "finished_at", "retry_at"):
+            run[moment] = _iso(run[moment])
+        return run
+
+    def event_kinds(self) -> list[str]:
+        """The kinds of the status history's events, oldest first."""
+        return [
+            kind for (kind,) in self.rows("SELECT kind FROM failover_failoverevent ORDER BY id")
+        ]
+
+    def count(self, table: str, where: str = "", params: tuple[Any, ...] = ()) -> int:
+        return self.rows(f"SELECT COUNT(*) FROM {table} {where}", params)[0][0]
+
+    def redis(self) -> Any:
+        """A client of the site's own Redis (embedded, or its database of the server)."""
+        import redis
+
+        url = self.env.get("REDIS_URL") or f"unix://{self.data_dir / 'redis.sock'}"
+        return redis.Redis.from_url(url)
+
+    def recorded_shared_ips(self) -> set[str]:
+        """What the recording driver holds ("198.51.100.50/24 on lo", ...)."""
+        try:
+            return set(json.loads((self.data_dir / "shared-ip.json").read_text()))
+        except (FileNotFoundError, ValueError):
+            return set()
 
     def get(self, path: str) -> int:
         if self.netns:
@@ -251,6 +417,10 @@ class Site:
 
     def login(self, username: str, password: str) -> bool:
         """Log in through /login as a browser would (CSRF cookie and token); True on success."""
+        return self.session(username, password) is not None
+
+    def session(self, username: str, password: str) -> urllib.request.OpenerDirector | None:
+        """A logged-in browser-like client (its cookies kept), or None when the login fails."""
         context = ssl.create_default_context(cafile=self.ca.cert_path) if self.ca else None
         jar = http.cookiejar.CookieJar()
         opener = urllib.request.build_opener(
@@ -258,33 +428,47 @@ class Site:
         )
         with opener.open(self.url + "/login", timeout=10) as response:
             page = response.read().decode()
-        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
         form = urllib.parse.urlencode(
-            {"username": username, "password": password, "csrfmiddlewaretoken": token}
+            {"username": username, "password": password, "csrfmiddlewaretoken": csrf_token(page)}
         ).encode()
         request = urllib.request.Request(  # noqa: S310 - always this site's https/http URL
             self.url + "/login", data=form, headers={"Referer": self.url + "/login"}
         )
         with opener.open(request, timeout=10) as response:
-            return response.geturl().endswith("/status/")
+            return opener if response.geturl().endswith("/status/") else None
 
-    def start(self, timeout: float = 60.0) -> Site:
+    def post_form(
+        self, session: urllib.request.OpenerDirector, page: str, action: str, **fields: str
+    ) -> str:
+        """Submit a form of `page` to `action` as a browser would; the page it ends on."""
+        with session.open(self.url + page, timeout=30) as response:
+            token = csrf_token(response.read().decode())
+        form = urllib.parse.urlencode({**fields, "csrfmiddlewaretoken": token}).encode()
+        request = urllib.request.Request(  # noqa: S310 - always this site's https/http URL
+            self.url + action, data=form, headers={"Referer": self.url + page}
+        )
+        with session.open(request, timeout=30) as response:
+            return response.read().decode()
+
+    def start(self, timeout: float = 180.0) -> Site:
         self.launch()
         return self.wait_ready(timeout)
 
     def launch(self) -> None:
         """Start the site's processes without waiting for them (see `wait_ready`)."""
         log = open(self.data_dir / "runsite.log", "ab")  # noqa: SIM115 - closed with the process
-        bind = f"0.0.0.0:{self.port}" if self.netns else f"127.0.0.1:{self.port}"
+        # In a namespace: every address of both families ("[::]" takes IPv4 too), so the
+        # site answers on an IPv6 shared address as well.
+        bind = f"[::]:{self.port}" if self.netns else f"127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
-            self._argv([sys.executable, str(ROOT / "manage.py"), "runsite", "--bind", bind,
-                        "--web-workers", "1"]),
-            env=self.env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
+            self._argv([*self._command, "runsite", "--bind", bind,
+                        "--web-workers", str(self.web_workers)]),
+            env=self.env, cwd=self._cwd, stdin=subprocess.DEVNULL, stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         log.close()
 
-    def wait_ready(self, timeout: float = 60.0) -> Site:
+    def wait_ready(self, timeout: float = 180.0) -> Site:
         if not wait_until(
             lambda: self.get("/login") == 200 or self.process.poll() is not None, timeout
         ):
@@ -296,9 +480,11 @@ class Site:
             raise RuntimeError(f"site {self.name} exited:\n{self.log()}")
         return self
 
-    def log(self, name: str = "runsite.log") -> str:
+    def log(self, name: str = "runsite.log", *, whole: bool = False) -> str:
+        """The end of one of the site's logs (for failure messages), or all of it."""
         path = self.data_dir / name if name == "runsite.log" else self.data_dir / "logs" / name
-        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+        text = path.read_text(errors="replace") if path.exists() else ""
+        return text if whole else text[-4000:]
 
     def kill(self) -> None:
         """The crash: SIGKILL to every process of the site at once, no clean shutdown."""
@@ -319,8 +505,26 @@ class Site:
 
     def destroy(self) -> None:
         self.stop()
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
         if self._database:
             import psycopg
 
             with psycopg.connect(self._admin_url, autocommit=True) as connection:
                 connection.execute(f'DROP DATABASE IF EXISTS "{self._database}" WITH (FORCE)')
+
+
+def csrf_token(page: str) -> str:
+    return re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+
+
+def moment(value: Any) -> dt.datetime:
+    """A time as the database returns it (SQLite: naive UTC text) as an aware datetime."""
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def _iso(value: Any) -> str | None:
+    return None if value is None else moment(value).isoformat()

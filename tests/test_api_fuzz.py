@@ -18,10 +18,11 @@ from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
-from rest_framework.authtoken.models import Token
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import FailureGroup
+
+from appliance.models import ApiToken
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.health_test_urls")]
 
@@ -51,7 +52,7 @@ def site_api(healthy_site, settings, tmp_path) -> Iterator[schemathesis.BaseSche
 
 @pytest.fixture
 def admin_token(admin_user) -> str:
-    return Token.objects.create(user=admin_user).key
+    return ApiToken.issue(admin_user)
 
 
 def fuzz(operation: schemathesis.APIOperation, mode: GenerationMode, token: str) -> None:

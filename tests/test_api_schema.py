@@ -32,19 +32,21 @@ def test_the_schema_validates_without_a_single_warning(tmp_path):
     assert "/check_health:" in (tmp_path / "schema.yaml").read_text()
 
 
-def test_it_documents_the_command_api_as_xml_for_tokens_only(schema):
-    operation = schema["paths"]["/api/command"]["get"]
-    [action] = operation["parameters"]
-    assert action["name"] == "action"
-    assert action["required"] is True
-    assert action["schema"]["enum"] == ["check_health", "set_failover_role"]
-    assert operation["security"] == [{"tokenAuth": []}]
-    for status in ("200", "400", "401", "403"):
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_it_documents_the_command_api_as_xml_for_api_accounts_and_tokens(schema, method):
+    operation = schema["paths"]["/api/command"][method]
+    parameters = {parameter["name"]: parameter for parameter in operation["parameters"]}
+    assert list(parameters) == ["action", "data_sync_first", "force", "role"]
+    assert parameters["action"]["required"] is True
+    assert parameters["action"]["schema"]["enum"] == ["check_health", "set_failover_role"]
+    assert operation["security"] == [{"apiAccount": []}, {"tokenAuth": []}]
+    for status in ("200", "202", "400", "401", "403", "409"):
         assert list(operation["responses"][status]["content"]) == ["application/xml"]
-    answer = operation["responses"]["200"]["content"]["application/xml"]["schema"]
-    assert answer["xml"] == {"name": "health_check"}
-    assert list(answer["properties"]["appliance"]["properties"]) == [
-        "id",
+    answers = operation["responses"]["200"]["content"]["application/xml"]["schema"]["oneOf"]
+    health_check = answers[0]
+    assert health_check["xml"] == {"name": "health_check"}
+    assert list(health_check["properties"]) == [
+        "appliance",
         "version",
         "success",
         "error_message",
@@ -53,6 +55,9 @@ def test_it_documents_the_command_api_as_xml_for_tokens_only(schema):
         "last_data_sync_time",
         "last_data_sync_status",
     ]
+    assert schema["components"]["securitySchemes"]["apiAccount"]["flows"] == {
+        "clientCredentials": {"tokenUrl": "/oauth2/token", "scopes": {}}
+    }
 
 
 def test_it_documents_the_json_health_report(schema):
@@ -67,3 +72,5 @@ def test_it_documents_check_health_as_unauthenticated_with_200_and_500(schema):
     assert "security" not in operation
     assert "security" not in schema
     assert set(operation["responses"]) == {"200", "500"}
+    for answer in operation["responses"].values():
+        assert list(answer["content"]) == ["text/plain"]

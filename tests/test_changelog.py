@@ -33,12 +33,12 @@ def test_saves_deletes_and_group_membership_are_logged():
 
 
 def test_a_new_or_revoked_api_token_is_a_change_of_its_user():
-    from rest_framework.authtoken.models import Token
+    from appliance.models import ApiToken
 
     user = User.objects.create_user("rita")
     ChangeLog.objects.all().delete()
-    token = Token.objects.create(user=user)
-    token.delete()
+    ApiToken.issue(user)
+    ApiToken.objects.get(user=user).delete()
     assert logged() == [("auth.user", user.pk, False), ("auth.user", user.pk, False)]
 
 
@@ -60,9 +60,10 @@ def test_pruning_moves_the_horizon_and_a_cursor_behind_it_gets_a_full_sync():
     recent = ChangeLog.objects.create(model="auth.user", key=9)
     assert changelog.prune(keep_days=30) == 3
     source = SyncSource.load()
-    assert source.horizon == old[-1].pk
-    assert Plan.make(str(source.generation), old[0].pk, False).full is True
-    assert Plan.make(str(source.generation), recent.pk, False).full is False
+    # Numbered in the order of their keys (all were committed): 1, 2, 3 and 4.
+    assert (source.horizon, ChangeLog.objects.get(pk=recent.pk).seq) == (3, 4)
+    assert Plan.make(str(source.generation), 1, False).full is True
+    assert Plan.make(str(source.generation), 4, False).full is False
 
 
 def test_a_cursor_from_another_generation_gets_a_full_sync():

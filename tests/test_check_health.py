@@ -1,4 +1,8 @@
-"""GET /check_health: the unauthenticated answer for load balancers, 200 healthy or 500 not."""
+"""GET /check_health: the unauthenticated answer for load balancers, 200 healthy or 500 not.
+
+As BeyondTrust's: one human-readable line and nothing else. The role and what failed
+are behind authentication (the Command API's check_health and /api/v1/health/).
+"""
 
 from __future__ import annotations
 
@@ -17,52 +21,72 @@ from tests.health_fixtures import make_heartbeat
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.health_test_urls")]
 
 URL = "/check_health"
+HEALTHY = b"This site is healthy.\n"
+NOT_HEALTHY = b"This site is not healthy.\n"
+
+
+def one_line(response) -> bytes:
+    """The whole answer: plain text, one line, never cached."""
+    assert response["Content-Type"] == "text/plain; charset=utf-8"
+    assert response["Cache-Control"] == "no-store"
+    assert response.content.count(b"\n") == 1 and response.content.endswith(b"\n")
+    return response.content
 
 
 @pytest.mark.usefixtures("healthy_site")
-def test_it_answers_200_to_anyone_when_the_site_is_healthy(anon_client):
+def test_it_answers_200_and_one_line_to_anyone_when_the_site_is_healthy(anon_client):
     response = anon_client.get(URL)
     assert response.status_code == 200
-    assert response.json() == {"healthy": True, "role": "none"}
-    assert response["Cache-Control"] == "no-store"
+    assert one_line(response) == HEALTHY
 
 
 @pytest.mark.usefixtures("healthy_site")
-def test_it_names_the_sites_role(anon_client):
-    FailoverState.objects.create(pk=1, role=Role.PRIMARY, epoch=1)
-    assert anon_client.get(URL).json() == {"healthy": True, "role": "primary"}
+@pytest.mark.parametrize("role", [Role.PRIMARY, Role.BACKUP])
+def test_it_never_says_the_sites_role(anon_client, role):
+    FailoverState.objects.create(pk=1, role=role, epoch=1)
+    assert one_line(anon_client.get(URL)) == HEALTHY
 
 
 @pytest.mark.usefixtures("healthy_site")
-def test_it_answers_500_naming_a_stale_worker(anon_client):
+def test_it_answers_500_and_one_line_without_naming_a_stale_worker(anon_client):
     make_heartbeat("worker", age_seconds=45)
     response = anon_client.get(URL)
     assert response.status_code == 500
-    assert response["Cache-Control"] == "no-store"
-    assert response.json() == {
-        "healthy": False,
-        "role": "none",
-        "errors": ["The Celery worker has not sent a heartbeat for 45 s."],
-    }
+    assert one_line(response) == NOT_HEALTHY
 
 
 @pytest.mark.usefixtures("healthy_site")
-def test_it_answers_500_naming_a_beat_that_never_sent_a_heartbeat(anon_client):
+def test_it_answers_500_when_beat_never_sent_a_heartbeat(anon_client):
     Heartbeat.objects.filter(component="beat").delete()
     response = anon_client.get(URL)
     assert response.status_code == 500
-    assert response.json()["errors"] == ["The Celery beat scheduler has not sent a heartbeat yet."]
+    assert one_line(response) == NOT_HEALTHY
 
 
 @pytest.mark.usefixtures("healthy_site")
-def test_it_answers_500_naming_the_broker_without_saying_where_it_is(
-    anon_client, settings, tmp_path
-):
+def test_it_answers_500_without_saying_where_the_broker_is(anon_client, settings, tmp_path):
     settings.REDIS_URL = f"unix://{tmp_path}/absent.sock"
     response = anon_client.get(URL)
     assert response.status_code == 500
-    assert response.json()["errors"] == ["The broker (Redis) did not answer a PING within 1 s."]
-    assert str(tmp_path) not in response.content.decode()
+    assert one_line(response) == NOT_HEALTHY
+
+
+@pytest.mark.usefixtures("healthy_site")
+def test_it_answers_500_when_the_database_does_not_answer(anon_client, monkeypatch):
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OperationalError("could not connect to server: Connection refused")
+
+    monkeypatch.setattr(connection, "cursor", refuse)
+    response = anon_client.get(URL)
+    assert response.status_code == 500
+    assert one_line(response) == NOT_HEALTHY
+
+
+@pytest.mark.usefixtures("healthy_site")
+def test_it_answers_one_line_whatever_the_client_accepts(anon_client):
+    response = anon_client.get(URL, HTTP_ACCEPT="application/json")
+    assert response.status_code == 200
+    assert one_line(response) == HEALTHY
 
 
 @pytest.mark.usefixtures("healthy_site")
@@ -88,7 +112,7 @@ def test_it_gives_up_on_a_broker_that_hangs_after_one_second(anon_client, settin
         response = anon_client.get(URL)
         elapsed = time.monotonic() - started
     assert response.status_code == 500
-    assert response.json()["errors"] == ["The broker (Redis) did not answer a PING within 1 s."]
+    assert one_line(response) == NOT_HEALTHY
     assert 0.9 < elapsed < 2.5
 
 
@@ -102,7 +126,7 @@ def test_it_never_calls_the_peer(anon_client, monkeypatch):
         raise AssertionError("/check_health must not call the peer.")
 
     monkeypatch.setattr(PeerClient, "request", refuse)
-    assert anon_client.get(URL).json() == {"healthy": True, "role": "backup"}
+    assert one_line(anon_client.get(URL)) == HEALTHY
 
 
 @pytest.mark.usefixtures("healthy_site")

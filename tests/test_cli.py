@@ -63,3 +63,61 @@ def test_ensureadmin_creates_an_administrator_who_can_log_in(client, monkeypatch
 
 def test_start_check_on_a_site_that_is_not_primary_says_so_and_changes_nothing():
     assert run("start-check") == "Starting as none (epoch 0).\n"
+
+
+# configure: the backup settings from a script, checked as the page checks them
+
+
+def test_configure_switches_to_synchronous_continuous_replication():
+    from failover.models import BackupSettings
+
+    said = run("configure", "--sync-interval", "continuous", "--replication", "synchronous",
+               "--synchronous-timeout", "5")  # fmt: skip
+    assert "Backup settings saved: sync continuously (synchronous)." in said
+    saved = BackupSettings.load()
+    assert (saved.sync_interval, saved.synchronous_replication) == ("continuous", True)
+    assert saved.synchronous_timeout_seconds == 5
+    assert AuditEvent.objects.filter(action="failover.backup_settings").exists()
+
+
+def test_configure_sets_a_weekly_schedule_and_keeps_what_it_was_not_given():
+    from failover.models import BackupSettings
+
+    run("configure", "--bandwidth-limit", "2000000")
+    said = run("configure", "--sync-interval", "weekly", "--weekday", "wednesday", "--at", "23:15")
+    assert "every Wednesday at 23:15" in said
+    saved = BackupSettings.load()
+    assert (saved.sync_weekday, saved.bandwidth_limit) == (2, 2_000_000)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ("--sync-interval", "hourly", "--replication", "synchronous"),
+            "Synchronous replication needs the sync interval Continuously",
+        ),
+        (("--synchronous-timeout", "0"), "from 1 to 60"),
+        (("--sync-interval", "hours", "--every-hours", "30"), "from 2 to 23"),
+        (("--bandwidth-limit", "12345"), "Select a valid choice"),
+    ],
+)
+def test_configure_refuses_what_the_page_refuses_and_changes_nothing(args, message):
+    from failover.models import BackupSettings
+
+    before = BackupSettings.load().updated_at
+    with pytest.raises(CommandError, match=message) as refused:
+        run("configure", *args)
+    assert str(refused.value).startswith("Nothing was changed.")
+    assert BackupSettings.load().updated_at == before
+
+
+def test_status_tells_the_replication_lag():
+    from failover.models import BackupSettings, Role
+    from tests.conftest import paired_as
+
+    paired_as(Role.BACKUP)
+    BackupSettings.load().save()
+    text = run("status")
+    assert "Replication:   not known yet" in text
+    assert json.loads(run("status", "--json"))["replication"]["following"] is True

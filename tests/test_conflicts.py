@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
-from failover import services
+from failover import conflicts as conflict_rules
+from failover import roles
 from failover.models import FailoverEvent, FailoverState, Role
 from tests.conftest import paired_as
 
@@ -21,7 +25,7 @@ def peer_says(role: Role) -> None:
     state = FailoverState.load()
     hello = {"role": role, "epoch": state.epoch}
     state.record_peer_check(reachable=True, role=hello["role"], epoch=hello["epoch"])
-    services.settle_roles(state, hello)
+    roles.settle_roles(state, hello)
 
 
 def conflicts() -> int:
@@ -38,7 +42,7 @@ def test_a_peer_claiming_this_sites_role_is_recorded_once_and_shows_the_banner(a
     peer_says(Role.PRIMARY)
 
     assert conflicts() == 1
-    assert services.conflict_reported()
+    assert roles.conflict_reported()
     assert banner_shown(admin_client)
 
 
@@ -49,7 +53,7 @@ def test_the_banner_goes_once_the_peer_is_seen_in_the_other_role(admin_client):
     # Fixed on the other site: it became backup, and this site made no role change.
     peer_says(Role.BACKUP)
 
-    assert not services.conflict_reported()
+    assert not roles.conflict_reported()
     assert not banner_shown(admin_client)
 
 
@@ -61,7 +65,52 @@ def test_the_banner_comes_back_when_the_peer_claims_this_sites_role_again(admin_
 
     peer_says(Role.BACKUP)
 
-    assert services.conflict_reported()
+    assert roles.conflict_reported()
+    assert banner_shown(admin_client)
+
+
+def peer_at(role: Role, epoch: int) -> None:
+    """A check of the peer found it in `role` at `epoch`; the site settles."""
+    state = FailoverState.load()
+    state.record_peer_check(reachable=True, role=role, epoch=epoch)
+    roles.settle_roles(state, {"role": role, "epoch": epoch})
+
+
+def stepped_down(seconds_ago: float) -> int:
+    """This site stepped down for its peer under a new epoch `seconds_ago` seconds ago."""
+    state = paired(Role.BACKUP)
+    FailoverState.objects.filter(pk=1).update(epoch=state.epoch + 1)
+    FailoverEvent.objects.create(
+        kind=FailoverEvent.Kind.ROLE_CHANGED,
+        message="This site is now backup: the peer is taking over.",
+        at=timezone.now() - dt.timedelta(seconds=seconds_ago),
+    )
+    return state.epoch
+
+
+def test_a_handover_under_way_is_no_conflict_on_the_site_that_stepped_down(admin_client):
+    old_epoch = stepped_down(seconds_ago=3)
+
+    peer_at(Role.BACKUP, old_epoch)
+
+    assert conflicts() == 0
+    assert not banner_shown(admin_client)
+
+
+def test_a_handover_under_way_is_no_conflict_on_the_site_taking_over():
+    state = paired(Role.BACKUP)
+
+    peer_at(Role.BACKUP, state.epoch + 1)
+
+    assert conflicts() == 0
+
+
+def test_a_handover_that_never_completes_is_a_conflict_once_its_time_is_up(admin_client):
+    old_epoch = stepped_down(seconds_ago=roles.HANDOVER_SECONDS + 1)
+
+    peer_at(Role.BACKUP, old_epoch)
+
+    assert conflicts() == 1
     assert banner_shown(admin_client)
 
 
@@ -91,15 +140,13 @@ class ConflictingPeer:
 def test_fix_this_error_tells_the_loser_before_the_winner_raises_its_epoch(monkeypatch):
     """The loser exports its data as it yields; had the winner taken the new epoch first,
     the loser's next peer check would make it backup without that export."""
-    from failover import roles
-
     paired(Role.PRIMARY)
     before = FailoverState.load().epoch
     peer = ConflictingPeer()
-    monkeypatch.setattr(services, "client_for_state", lambda *a, **k: peer)
-    monkeypatch.setattr(roles, "holds_shared_ip", lambda: True)
+    monkeypatch.setattr("failover.peer.client_for_state", lambda *a, **k: peer)
+    monkeypatch.setattr("failover.shared_ip.holds_shared_ip", lambda: True)
 
-    said = roles.fix_conflict("admin")
+    said = conflict_rules.fix_conflict("admin")
 
     assert peer.told == [({"action": "yield", "epoch": before + 1}, before)]
     assert FailoverState.load().epoch == before + 1
@@ -126,13 +173,11 @@ def test_a_repeated_yield_is_answered_as_done_not_refused(settings):
 
 
 def test_a_primary_starting_after_its_backup_took_over_starts_as_backup(monkeypatch):
-    from failover import roles
-
     paired(Role.PRIMARY)
     epoch = FailoverState.load().epoch
     peer = ConflictingPeer()
     peer.hello["epoch"] = epoch + 1  # it failed over while this site was down
-    monkeypatch.setattr(services, "client_for_state", lambda *a, **k: peer)
+    monkeypatch.setattr("failover.peer.client_for_state", lambda *a, **k: peer)
 
     said = roles.check_peer_on_start()
 
@@ -142,7 +187,6 @@ def test_a_primary_starting_after_its_backup_took_over_starts_as_backup(monkeypa
 
 
 def test_a_primary_whose_peer_does_not_answer_starts_as_primary(monkeypatch):
-    from failover import roles
     from failover.peer import PeerError
 
     paired(Role.PRIMARY)
@@ -151,6 +195,6 @@ def test_a_primary_whose_peer_does_not_answer_starts_as_primary(monkeypatch):
         def get(self, _path):
             raise PeerError("connection refused", transient=True, reason="unreachable")
 
-    monkeypatch.setattr(services, "client_for_state", lambda *a, **k: Gone())
+    monkeypatch.setattr("failover.peer.client_for_state", lambda *a, **k: Gone())
     assert roles.check_peer_on_start().endswith("site-b did not object.")
     assert FailoverState.load().role == Role.PRIMARY

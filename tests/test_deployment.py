@@ -8,8 +8,8 @@ from django.conf import settings
 
 COMPOSE = yaml.safe_load((Path(__file__).parent.parent / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
-SITE_PROCESSES = ("web", "worker", "network-worker", "beat", "migrate")
-WORKERS = ("worker", "network-worker")
+SITE_PROCESSES = ("web", "worker", "network-worker", "replication-worker", "beat", "migrate")
+WORKERS = ("worker", "network-worker", "replication-worker")
 PRIVILEGE_KEYS = ("cap_add", "privileged", "network_mode", "user", "pid", "devices")
 
 
@@ -39,7 +39,7 @@ def test_site_processes_share_one_image_and_the_production_services():
 
 
 def test_services_wait_for_healthy_dependencies():
-    for name in ("web", "worker", "network-worker", "beat"):
+    for name in ("web", "worker", "network-worker", "replication-worker", "beat"):
         conditions = SERVICES[name]["depends_on"]
         assert conditions["migrate"]["condition"] == "service_completed_successfully"
         assert conditions["redis"]["condition"] == "service_healthy"
@@ -64,7 +64,7 @@ def test_every_queue_is_served_by_exactly_one_worker():
 def test_the_failover_path_runs_in_the_network_worker():
     for task in (
         "failover.tasks.poll_primary",
-        "failover.tasks.reconcile_shared_ip",
+        "failover.tasks.follow_role",
         "failover.tasks.announce_shared_ip",
     ):
         assert settings.CELERY_TASK_ROUTES[task]["queue"] == "network"

@@ -7,7 +7,6 @@ tests/test_shared_ip_driver.py and in the namespace lab.
 
 from __future__ import annotations
 
-import json
 import socket
 
 import pytest
@@ -70,19 +69,18 @@ def pair(sites):
         primaries = [site for site in sites if roles[site] == "primary"]
         return len(primaries) == 1 and holds(primaries[0]) and primaries[0]
 
-    primary = wait_until(settled, timeout=30)
+    primary = wait_until(settled, timeout=120)
     assert primary, {site.name: role(site) for site in sites}
     return primary, next(site for site in sites if site is not primary)
 
 
 def holds(site: Site) -> bool:
-    return (
-        site.shell("from failover import roles; print(roles.holds_shared_ip())").strip() == "True"
-    )
+    """Whether the site holds the shared IP (what its recording driver was told to do)."""
+    return f"{SHARED} on lo" in site.recorded_shared_ips()
 
 
 def role(site: Site) -> str:
-    return site.status()["role"]
+    return site.role()
 
 
 def set_automatic_failover(site: Site, *, enabled: bool, test_ip: str = "", timeout: int = 3):
@@ -101,9 +99,9 @@ def test_become_primary_with_a_final_sync_swaps_roles_and_moves_the_address(pair
     result = backup.manage("failover", "become-primary", "--sync-first")
     assert "now primary" in result.stdout
     assert role(backup) == "primary"
-    assert wait_until(lambda: role(primary) == "backup", timeout=10)
+    assert wait_until(lambda: role(primary) == "backup", timeout=120)
     assert not holds(primary)
-    assert wait_until(lambda: holds(backup), timeout=20)
+    assert wait_until(lambda: holds(backup), timeout=120)
     assert backup.dump("appliance.report") == primary.dump("appliance.report")
     assert backup.status()["epoch"] > primary.status()["epoch"] - 1
 
@@ -111,9 +109,9 @@ def test_become_primary_with_a_final_sync_swaps_roles_and_moves_the_address(pair
 def test_become_backup_hands_the_role_to_the_other_site(pair):
     primary, backup = pair
     primary.manage("failover", "become-backup")
-    assert wait_until(lambda: role(backup) == "primary", timeout=30)
+    assert wait_until(lambda: role(backup) == "primary", timeout=120)
     assert role(primary) == "backup"
-    assert wait_until(lambda: holds(backup) and not holds(primary), timeout=20)
+    assert wait_until(lambda: holds(backup) and not holds(primary), timeout=120)
 
 
 def test_the_backup_takes_over_when_the_primary_dies_and_the_old_primary_returns_as_backup(
@@ -123,25 +121,19 @@ def test_the_backup_takes_over_when_the_primary_dies_and_the_old_primary_returns
     seen = len(kinds(backup))
     set_automatic_failover(backup, enabled=True, test_ip=outside)
     primary.stop()
-    assert wait_until(lambda: role(backup) == "primary", timeout=60), backup.log("worker.log")
-    assert wait_until(lambda: holds(backup), timeout=20)
+    assert wait_until(lambda: role(backup) == "primary", timeout=120), backup.log("worker.log")
+    assert wait_until(lambda: holds(backup), timeout=120)
     history = kinds(backup)[seen:]
     assert "primary_down" in history and "failover" in history
     primary.start()
     # No automatic failback: the old primary learns of the newer epoch and steps down.
-    assert wait_until(lambda: role(primary) == "backup", timeout=30)
-    assert wait_until(lambda: not holds(primary), timeout=20)
+    assert wait_until(lambda: role(primary) == "backup", timeout=120)
+    assert wait_until(lambda: not holds(primary), timeout=120)
     assert role(backup) == "primary"
 
 
 def kinds(site: Site) -> list[str]:
-    return json.loads(
-        site.shell(
-            "import json\nfrom failover.models import FailoverEvent\n"
-            "print(json.dumps(list(FailoverEvent.objects.order_by('id')"
-            ".values_list('kind', flat=True))))"
-        )
-    )
+    return site.event_kinds()
 
 
 def test_an_isolated_backup_does_not_fail_over(pair):
@@ -153,7 +145,7 @@ def test_an_isolated_backup_does_not_fail_over(pair):
     set_automatic_failover(backup, enabled=True, test_ip=unreachable)
     primary.stop()
 
-    assert wait_until(lambda: "isolated" in kinds(backup)[seen:], timeout=60), backup.log(
+    assert wait_until(lambda: "isolated" in kinds(backup)[seen:], timeout=120), backup.log(
         "worker.log"
     )
     assert role(backup) == "backup"

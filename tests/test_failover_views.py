@@ -20,7 +20,7 @@ from failover import schedule
 from failover.models import BackupSettings, FailoverEvent, FailoverState, Role, SyncRun
 from failover.sync import progress
 from security import services as security_services
-from tests.conftest import make_user
+from tests.conftest import make_user, paired_as
 
 pytestmark = pytest.mark.django_db
 
@@ -283,7 +283,7 @@ def test_sync_now_on_a_backup_queues_one_sync_once_committed(
     assert len(callbacks) == 1
 
     queued = []
-    monkeypatch.setattr("failover.tasks.run_sync", FakeTask(queued))
+    monkeypatch.setattr("failover.jobs.run_sync", FakeTask(queued).delay)
     callbacks[0]()
     assert queued == [run.pk]
 
@@ -605,7 +605,7 @@ def test_the_sync_history_lists_runs_newest_first(admin_client):
 
 def test_sync_progress_without_any_run_says_none(admin_client):
     response = admin_client.get(reverse("failover:sync_progress"))
-    assert response.json() == {"run": None}
+    assert response.json() == {"run": None, "lag": None}
 
 
 def test_sync_progress_of_a_pending_run_has_no_live_counts(admin_client):
@@ -631,3 +631,56 @@ def test_sync_progress_of_a_running_run_includes_its_live_counts(admin_client):
     assert data["run"]["status"] == "running"
     assert data["live"]["phase"] == "downloading"
     assert data["live"]["expected"] == 40
+
+
+@pytest.mark.usefixtures("peer_redis")
+def test_become_primary_is_queued_for_the_worker_and_a_second_one_refused(
+    admin_client, monkeypatch
+):
+    queued = []
+    monkeypatch.setattr("failover.jobs.change_role", lambda *args, **kwargs: queued.append(args))
+    paired_as(Role.BACKUP)
+    url = reverse("failover:become_primary")
+    first = admin_client.post(url, {"sync_first": "on"}, follow=True)
+    assert "Become Primary started" in first.content.decode()
+    second = admin_client.post(url, {"sync_first": "on"}, follow=True)
+    assert (
+        "Become Primary did not start: A role change is already queued for the worker on "
+        "test-site: Become Primary, asked by admin" in second.content.decode()
+    )
+    assert queued == [("become_primary", "admin", True)]
+
+
+# Continuous replication on the page
+
+
+def test_the_page_shows_the_lag_pending_recordings_and_what_a_primary_kept(admin_client):
+    from failover.models import PendingRecording, SyncCursor, SyncSource
+
+    pair(Role.BACKUP)
+    now = timezone.now()
+    SyncCursor.objects.create(
+        pk=1, generation=SyncSource.load().generation, seq=4, primary_latest=7,
+        pending_since=now - dt.timedelta(seconds=2), contact_at=now,
+    )  # fmt: skip
+    PendingRecording.objects.create(name="recordings/a.webm", size=3, sha256="0" * 64)
+    FailoverState.objects.update(
+        unsent_changes=5, unsent_export="20261130-site-a-unsent.json", unsent_at=now
+    )
+    page = admin_client.get(reverse("failover:failover")).content.decode()
+    assert "3 changes," in page and "s behind" in page
+    assert "1 recording came after its report and has not arrived yet" in page
+    assert "it held 5 changes that the other site had not applied" in page
+    live = admin_client.get(reverse("failover:sync_progress")).json()["lag"]
+    assert (live["changes_behind"], live["connected"]) == (3, True)
+
+
+def test_a_primary_shows_what_its_peer_kept_and_a_suspended_synchronous_mode(admin_client):
+    pair(Role.PRIMARY)
+    FailoverState.objects.update(
+        peer_unsent_changes=2, peer_unsent_export="x-unsent.json", peer_unsent_at=timezone.now(),
+        synchronous_suspended_at=timezone.now(),
+    )  # fmt: skip
+    page = admin_client.get(reverse("failover:failover")).content.decode()
+    assert "held 2 changes this site never received" in page
+    assert "Synchronous replication suspended since" in page

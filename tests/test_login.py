@@ -89,11 +89,19 @@ def test_after_the_failure_limit_the_address_is_locked_out_even_with_the_right_p
 
 def test_the_lockout_is_per_address(regular_user):
     locked = Client(REMOTE_ADDR="127.0.0.2")
-    for _ in range(settings.AXES_FAILURE_LIMIT):
-        log_in(locked, "wrong")
+    for attempt in range(settings.AXES_FAILURE_LIMIT):
+        log_in(locked, "wrong", username=f"guess{attempt}")
     assert log_in(locked).status_code == 429
     other = Client(REMOTE_ADDR="127.0.0.3")
     assert log_in(other)["Location"] == "/status/"
+
+
+def test_the_attacked_account_is_locked_from_every_address_and_no_other(regular_user):
+    make_user("colleague")
+    for attempt in range(settings.AXES_FAILURE_LIMIT):
+        log_in(Client(REMOTE_ADDR=f"127.0.1.{attempt + 1}"), "wrong")
+    assert log_in(Client(REMOTE_ADDR="127.0.2.1")).status_code == 429
+    assert log_in(Client(REMOTE_ADDR="127.0.2.1"), username="colleague")["Location"] == "/status/"
 
 
 def test_a_successful_login_resets_the_failure_count(regular_user):

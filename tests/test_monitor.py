@@ -148,7 +148,7 @@ class RefusingPeer:
 
 @pytest.fixture
 def monitored_backup(db, monkeypatch):
-    from failover import services
+
     from failover.models import BackupSettings, FailoverState, Role
 
     state = FailoverState.load()
@@ -161,7 +161,7 @@ def monitored_backup(db, monkeypatch):
     settings_.save()
 
     def answer_with(error):
-        monkeypatch.setattr(services, "client_for_state", lambda *a, **k: RefusingPeer(error))
+        monkeypatch.setattr("failover.peer.client_for_state", lambda *a, **k: RefusingPeer(error))
 
     return answer_with
 

@@ -91,7 +91,7 @@ def test_establishing_pairs_both_sites_with_the_same_epoch(primary, backup):
 def test_each_site_checks_the_other_regularly(primary, backup):
     establish(primary, backup, *pin(backup))
     first = primary.status()["peer"]["last_check"]
-    assert wait_until(lambda: primary.status()["peer"]["last_check"] != first, timeout=20)
+    assert wait_until(lambda: primary.status()["peer"]["last_check"] != first, timeout=120)
     for site, peer_role in ((primary, "backup"), (backup, "primary")):
         peer = site.status()["peer"]
         assert peer["reachable"] is True
@@ -157,5 +157,5 @@ def test_breaking_needs_force_when_the_peer_is_stopped(primary, backup):
 def test_the_backup_sees_the_primary_go_unreachable(primary, backup):
     establish(primary, backup, *pin(backup))
     primary.stop()
-    assert wait_until(lambda: backup.status()["peer"]["reachable"] is False, timeout=20)
+    assert wait_until(lambda: backup.status()["peer"]["reachable"] is False, timeout=120)
     assert "Could not reach" in backup.status()["peer"]["error"]

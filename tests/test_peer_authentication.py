@@ -176,12 +176,20 @@ def test_it_refuses_a_bad_request_with_its_reason_and_records_it(attempt, reason
     assert history.message == event.detail
 
 
-def test_a_flood_of_refusals_is_recorded_once_a_minute_per_source_and_reason():
-    for _ in range(20):
-        assert unsigned_request().status_code == 401
+def from_address(address: str):
+    return Client(REMOTE_ADDR=address).post(
+        SITE_NAME_URL, {"site_name": "After"}, content_type="application/json", secure=True
+    )
+
+
+def test_a_flood_of_refusals_is_recorded_once_a_minute_per_reason_whatever_its_sources():
+    for host in range(1, 41):
+        assert from_address(f"2001:db8::{host:x}").status_code == 401
     assert wrong_key().status_code == 401
     assert AuditEvent.objects.filter(action="peer.auth_refused").count() == 2
     assert FailoverEvent.objects.filter(kind=FailoverEvent.Kind.AUTH_REFUSED).count() == 2
+    first = AuditEvent.objects.filter(action="peer.auth_refused").order_by("id").first()
+    assert "(unsigned) from 2001:db8::1 " in first.detail
 
 
 def test_a_refusal_record_holds_neither_the_key_nor_the_signature():
@@ -218,3 +226,32 @@ def test_it_signs_answers_to_get_requests_with_a_query():
     assert response.status_code == 200
     assert response.json() == {"echo": {"since": ["2026-01-01"]}}
     signing.verify_response(as_requests_response(response, prepared), signing.PeerKey.from_psk(KEY))
+
+
+PAIR_SALT, PAIR_KEY_ID = "c" * 64, "pair-00112233aabbccdd"
+
+
+def test_a_paired_site_accepts_its_pair_key_and_the_bootstrap_key():
+    PreSharedKey.set_pair(PAIR_SALT, PAIR_KEY_ID)
+    pair = signing.PeerKey.from_psk(KEY, PAIR_SALT, PAIR_KEY_ID)
+    assert signing.PeerKey.stored() == pair
+    prepared = requests.Request(
+        "POST", f"https://testserver{SITE_NAME_URL}", json={"site_name": "After"}
+    ).prepare()
+    signing.sign_request(prepared, pair, sender="peer-site")
+    response = send(prepared)
+    assert response.status_code == 200
+    signing.verify_response(as_requests_response(response, prepared), pair)
+    SiteSettings(site_name="Before").save()
+    assert send(rename()).status_code == 200  # the bootstrap key
+
+
+def test_a_pair_key_this_site_does_not_hold_is_refused_by_name():
+    PreSharedKey.set_pair(PAIR_SALT, PAIR_KEY_ID)
+    stranger = signing.PeerKey.from_psk(KEY, "d" * 64, "pair-ffffffffffffffff")
+    prepared = requests.Request("POST", f"https://testserver{SITE_NAME_URL}", json={}).prepare()
+    signing.sign_request(prepared, stranger, sender="peer-site")
+    response = send(prepared)
+    assert response.status_code == 401
+    assert "a pair key this site does not hold" in response.json()["detail"]
+    assert "failover rekey" in response.json()["detail"]

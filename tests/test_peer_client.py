@@ -14,8 +14,9 @@ import pytest
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.test import RequestFactory
 
+from appliance import tracing
 from failover.peer import PeerClient, PeerError, fetch_certificate_fingerprint
-from security import signing
+from security import keys, signing
 from security.models import PreSharedKey
 from tests.certs import Certificate, make_ca, make_server_certificate
 
@@ -325,13 +326,27 @@ def test_it_refuses_a_malformed_pin():
 
 
 @pytest.mark.django_db
-def test_it_signs_with_the_stored_key_and_says_when_there_is_none(peer, certs):
-    with pinned_client(peer, certs["server"].fingerprint) as client:
+def test_it_signs_with_the_stored_key_and_says_when_there_is_none(certs):
+    # Without a pair salt, the stored key is the previous releases' (a pair set up by one
+    # of them keeps it until `failover rekey`); with one, the pair's own key.
+    legacy = signing.PeerKey.legacy(PSK)
+    with (
+        FakePeer(certs["server"], key=legacy) as peer,
+        pinned_client(peer, certs["server"].fingerprint) as client,
+    ):
         client._key = None
         error = peer_error(client.get, "/ping")
         assert (error.reason, error.transient) == ("no_key", False)
         assert "This site has no pre-shared key" in error.message
         PreSharedKey.store(PSK, by="test")
+        assert client.get("/ping")["path"] == "/ping"
+    salt, key_id = keys.new_salt(), keys.new_key_id()
+    PreSharedKey.set_pair(salt, key_id)
+    with (
+        FakePeer(certs["server"], key=signing.PeerKey.from_psk(PSK, salt, key_id)) as peer,
+        pinned_client(peer, certs["server"].fingerprint) as client,
+    ):
+        client._key = None
         assert client.get("/ping")["path"] == "/ping"
 
 
@@ -346,3 +361,18 @@ def test_fetching_a_fingerprint_says_when_the_peer_is_unreachable():
     error = peer_error(fetch_certificate_fingerprint, "127.0.0.1", port, timeout=2)
     assert error.message == f"Could not reach 127.0.0.1:{port}: connection refused."
     assert error.transient
+
+
+def test_it_carries_the_request_id_of_the_work_in_progress(peer, certs):
+    seen = []
+
+    def remember(request: HttpRequest) -> HttpResponse:
+        seen.append(request.headers.get("X-Request-ID"))
+        return JsonResponse({})
+
+    peer.handler = remember
+    with pinned_client(peer, certs["server"].fingerprint) as client:
+        client.get("/ping")
+        with tracing.bound("sync-now-7f3a"):
+            client.get("/ping")
+    assert seen == [None, "sync-now-7f3a"]

@@ -4,10 +4,9 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.urls import reverse
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from appliance.models import Report
+from appliance.models import ApiToken, Report
 from tests.test_reports_views import MARCH_10, make_report
 
 LIST = reverse("api:report-list")
@@ -17,7 +16,7 @@ pytestmark = pytest.mark.django_db
 
 def token_client(user) -> APIClient:
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {ApiToken.issue(user)}")
     return client
 
 
@@ -54,7 +53,8 @@ def test_it_refuses_requests_without_credentials_with_401():
     make_report()
     response = APIClient().get(LIST)
     assert response.status_code == 401
-    assert response["WWW-Authenticate"] == "Token"
+    # API accounts (OAuth 2.0 bearer tokens) are asked first; API tokens work as well.
+    assert response["WWW-Authenticate"].startswith('Bearer realm="api"')
     assert APIClient().post(LIST, new_report(), format="json").status_code == 401
     assert Report.objects.count() == 1
 

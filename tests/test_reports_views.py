@@ -258,6 +258,13 @@ def test_a_recording_missing_from_storage_is_not_found_rather_than_an_error(user
     assert user_client.get(recording_url(report)).status_code == 404
 
 
+def test_a_report_here_before_its_recording_says_the_file_follows(user_client, media):
+    report = make_report(recording="recordings/2026/11/on-its-way.webm")
+    page = user_client.get(detail_url(report)).content.decode()
+    assert "Not on this site yet: the recording follows its report" in page
+    assert f'href="{recording_url(report)}"' not in page
+
+
 def test_the_export_streams_a_csv_of_the_filtered_reports(user_client):
     make_report(outcome=Report.Outcome.ESCALATED, customer_name="Escalated one")
     make_report(outcome=Report.Outcome.RESOLVED, customer_name="Resolved one")

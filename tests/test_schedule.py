@@ -35,11 +35,21 @@ def set_time_zone(name: str) -> None:
     site.save()
 
 
-def test_migrating_creates_the_task_from_the_default_settings():
+def test_migrating_creates_the_task_from_the_default_settings_resting_while_continuous():
     task = the_task()
+    assert BackupSettings.load().sync_interval == Interval.CONTINUOUS
     assert task.task == "failover.tasks.scheduled_sync"
     assert (task.interval.every, task.interval.period) == (1, IntervalSchedule.HOURS)
-    assert task.enabled
+    assert not task.enabled, "continuous replication needs no scheduled sync"
+    assert schedule.describe(BackupSettings.load()) == "continuously"
+
+
+def test_a_schedule_instead_of_continuous_replication_enables_the_task():
+    schedule.apply(save_settings(sync_interval=Interval.EVERY_HOUR))
+    assert the_task().enabled
+    schedule.apply(save_settings(sync_interval=Interval.CONTINUOUS, synchronous_replication=True))
+    assert not the_task().enabled
+    assert schedule.describe(BackupSettings.load()) == "continuously (synchronous)"
 
 
 @pytest.mark.parametrize(
@@ -121,7 +131,7 @@ def test_applying_without_settings_reads_the_saved_ones():
 
 
 def test_disabling_backup_operations_disables_the_task_and_enabling_enables_it():
-    schedule.apply(save_settings(enable_backup_operations=False))
+    schedule.apply(save_settings(enable_backup_operations=False, sync_interval=Interval.EVERY_HOUR))
     assert not the_task().enabled
     schedule.apply(save_settings(enable_backup_operations=True))
     assert the_task().enabled

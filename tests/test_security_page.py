@@ -102,3 +102,15 @@ def test_fingerprints_are_equal_for_equal_keys_and_differ_otherwise():
 
 def test_encryption_is_salted_so_equal_keys_store_differently():
     assert keys.encrypt(KEY) != keys.encrypt(KEY)
+
+
+def test_a_paired_site_warns_before_and_after_the_key_changes(admin_client):
+    from failover.models import Role
+    from tests.conftest import paired_as
+
+    assert b"This site is paired" not in admin_client.get(URL).content
+    paired_as(Role.PRIMARY)
+    assert b"This site is paired. If you change the key" in admin_client.get(URL).content
+    page = admin_client.get(post_key(admin_client)["Location"]).content.decode()
+    assert "Its fingerprint is" in page
+    assert "This site is paired: save the same key on the other site too" in page

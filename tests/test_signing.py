@@ -11,7 +11,7 @@ from django.http import JsonResponse
 from django.test import RequestFactory
 from requests.structures import CaseInsensitiveDict
 
-from security import nonces, signing
+from security import keys, nonces, signing
 from security.models import PreSharedKey
 
 PSK = "a long shared passphrase 1234"
@@ -99,12 +99,36 @@ def test_a_request_without_a_body_still_carries_the_digest_of_an_empty_body():
     signing.verify_request(incoming(prepared), KEY)
 
 
-def test_the_key_id_is_the_same_for_the_same_key_and_reveals_nothing():
-    assert signing.PeerKey.from_psk(PSK).key_id == KEY.key_id
-    assert OTHER.key_id != KEY.key_id
-    assert KEY.key_id[4:] not in KEY.secret.hex()
+def test_the_bootstrap_key_id_is_fixed_and_says_nothing_about_the_key():
+    assert signing.PeerKey.from_psk(PSK).key_id == KEY.key_id == OTHER.key_id == "bootstrap"
+    assert OTHER.secret != KEY.secret
     assert PSK not in repr(KEY)
     assert KEY.secret.hex() not in repr(KEY)
+
+
+SALT, OTHER_SALT = "a" * 64, "b" * 64
+
+
+def test_a_pair_key_depends_on_the_pairs_salt_and_its_id_is_the_random_one_given():
+    pair = signing.PeerKey.from_psk(PSK, SALT, "pair-0123456789abcdef")
+    assert pair.key_id == "pair-0123456789abcdef"
+    assert pair.secret == signing.PeerKey.from_psk(PSK, SALT, "pair-x").secret
+    assert pair.secret != signing.PeerKey.from_psk(PSK, OTHER_SALT, "pair-x").secret
+    assert pair.secret != KEY.secret
+
+
+def test_new_salts_and_key_ids_are_random():
+    assert len({keys.new_salt() for _ in range(5)}) == 5
+    assert len({keys.new_key_id() for _ in range(5)}) == 5
+    assert keys.new_key_id().startswith("pair-")
+
+
+def test_the_slow_derivation_runs_once_per_key_and_salt_in_a_process():
+    keys.stretch.cache_clear()
+    signing.PeerKey.from_psk(PSK, SALT, "pair-a")
+    signing.PeerKey.from_psk(PSK, SALT, "pair-a")
+    info = keys.stretch.cache_info()
+    assert (info.misses, info.hits) == (1, 1)
 
 
 def test_the_pre_shared_key_never_appears_in_a_signed_request():
@@ -167,6 +191,31 @@ def test_it_refuses_a_signature_from_further_in_the_future_than_the_skew():
     assert refusal(signing.verify_request, incoming(outgoing(created=created)), KEY).reason == (
         "future"
     )
+
+
+def test_it_refuses_a_signature_whose_expiry_has_passed_even_within_the_skew():
+    now = dt.datetime.now(dt.UTC)
+    created, expires = now - dt.timedelta(seconds=20), now - dt.timedelta(seconds=10)
+    refused = refusal(
+        signing.verify_request, incoming(outgoing(created=created, expires=expires)), KEY
+    )
+    assert refused.reason == "stale"
+    assert "expired" in refused.detail
+
+
+def test_it_accepts_a_signature_before_its_expiry():
+    expires = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30)
+    assert signing.verify_request(incoming(outgoing(expires=expires)), KEY).nonce
+
+
+def test_it_refuses_a_signature_that_expires_before_it_was_created():
+    now = dt.datetime.now(dt.UTC)
+    refused = refusal(
+        signing.verify_request,
+        incoming(outgoing(created=now, expires=now - dt.timedelta(seconds=1))),
+        KEY,
+    )
+    assert refused.reason == "bad_signature"
 
 
 def test_it_refuses_a_replayed_request_and_remembers_the_nonce_for_twice_the_skew(peer_redis):
@@ -267,3 +316,17 @@ def test_the_senders_name_is_covered_by_the_signature():
     request = incoming(outgoing())
     request.META["HTTP_APPLIANCE_SENDER"] = "someone-else"
     assert refusal(signing.verify_request, request, KEY).reason == "bad_signature"
+
+
+@pytest.mark.django_db
+def test_a_pair_without_a_salt_keeps_the_previous_releases_key_until_rekeyed():
+    PreSharedKey.store(PSK, by="test")
+    legacy = signing.PeerKey.legacy(PSK)
+    # What the releases before salts derived: an HKDF, with a key id taken from the key.
+    assert legacy.secret == keys.derive(PSK, "peer-signing/v1")
+    assert legacy.key_id.startswith("psk-")
+    assert signing.PeerKey.stored() == legacy
+    assert signing.verify_request(incoming(outgoing(key=legacy)), None).key == legacy
+    PreSharedKey.set_pair(SALT, "pair-0123456789abcdef")
+    assert signing.PeerKey.stored().key_id == "pair-0123456789abcdef"
+    assert refusal(signing.verify_request, incoming(outgoing(key=legacy)), None)

@@ -1,6 +1,10 @@
 """While Become Primary pulls a final sync, the primary takes no changes."""
 
+import re
+
 import pytest
+from axes.models import AccessAttempt
+from django.test import Client
 from django.urls import reverse
 
 from appliance.models import Report
@@ -23,6 +27,22 @@ def test_a_non_administrator_cannot_log_in_and_sees_why(anon_client, regular_use
     assert response.status_code == 503
     assert "Switching over" in response.content.decode()
     assert response["Retry-After"] == "30"
+
+
+def test_wrong_passwords_get_the_same_answer_and_count_whatever_the_name(
+    anon_client, admin_user, regular_user, switching
+):
+    answers = {}
+    for name in ("admin", regular_user.username, "nobody"):
+        client = Client(REMOTE_ADDR="127.0.0.5")
+        response = client.post("/login", {"username": name, "password": "wrong"})
+        page = re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "", response.content.decode())
+        page = page.replace(f'value="{name}"', "")  # the name typed, shown again
+        answers[name] = (response.status_code, page)
+    assert answers["admin"] == answers[regular_user.username] == answers["nobody"]
+    assert answers["admin"][0] == 200
+    counted = dict(AccessAttempt.objects.values_list("username", "failures_since_start"))
+    assert counted == {"admin": 1, regular_user.username: 1, "nobody": 1}
 
 
 def test_an_administrator_can_log_in_and_look(anon_client, admin_user, switching):
@@ -73,25 +93,30 @@ class Worker:
         return run, created
 
 
-def test_a_sync_running_at_the_freeze_is_not_taken_for_the_final_sync(db):
+def test_a_sync_running_at_the_freeze_is_not_taken_for_the_final_sync(db, monkeypatch, peer_redis):
     from django.utils import timezone
 
-    from failover import roles
+    from failover import switchover
     from failover.models import SyncRun
+    from failover.sync import progress
 
-    # Started before the freeze: it may not hold the writes of the last moments.
+    # Started before the freeze: it may not hold the writes of the last moments. Its
+    # worker is alive (its pulse beats), so it is waited for, not taken for dead.
     earlier = SyncRun.objects.create(
         trigger=SyncRun.Trigger.SCHEDULE, status=SyncRun.Status.RUNNING, started_at=timezone.now()
     )
+    progress.touch(earlier.pk)
     worker = Worker()
-    roles._final_sync(worker)
+    monkeypatch.setattr(switchover, "runs", worker)
+    switchover._final_sync()
     final = SyncRun.objects.latest("id")
     assert worker.asked == [(earlier.pk, False), (final.pk, True)]
     assert final.trigger == SyncRun.Trigger.BECOME_PRIMARY
 
 
-def test_a_failed_final_sync_keeps_the_roles_and_says_why(db):
-    from failover import roles
+def test_a_failed_final_sync_keeps_the_roles_and_says_why(db, monkeypatch):
+    from failover import switchover
 
-    with pytest.raises(roles.RoleError, match="did not succeed \\(the link was cut\\)"):
-        roles._final_sync(Worker(outcome="failed"))
+    monkeypatch.setattr(switchover, "runs", Worker(outcome="failed"))
+    with pytest.raises(switchover.RoleError, match="did not succeed \\(the link was cut\\)"):
+        switchover._final_sync()

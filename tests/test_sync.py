@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import ssl
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -16,12 +19,13 @@ KEY = "sync test shared key 000001"
 SYNCED = [
     "auth.group",
     "auth.user",
-    "authtoken.token",
+    "appliance.apitoken",
     "appliance.sitesettings",
     "appliance.report",
 ]
-TOKEN = "5" * 40
 PASSWORD = "rita's long password 123"
+# The API token the primary issued to its administrator `ops` (shown once).
+ISSUED: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")
@@ -42,15 +46,25 @@ def pair(tmp_path_factory):
         "rita = User.objects.create_user('rita', 'rita@example.com', "
         f"{PASSWORD!r}, first_name='Rita')\n"
         "rita.groups.add(group)\n"
-        "from rest_framework.authtoken.models import Token\n"
-        f"Token.objects.create(user=rita, key={TOKEN!r})\n"
         "settings = SiteSettings.load(); settings.site_name = 'Acme Support'; settings.save()\n"
     )
+    # An administrator's API token, shown once: only its digest is kept, and synced.
+    primary.shell(
+        "from django.contrib.auth.models import User\n"
+        "User.objects.create_superuser('ops', 'ops@example.com', 'ops long password 123')\n"
+    )
+    token = primary.manage("api_token", "ops").stdout.strip()
     backup.shell(
         "from appliance.models import Report\n"
         "Report.objects.create(representative='x', customer_name='stale', "
         "started_at='2020-01-01T00:00:00Z', outcome='resolved')\n"
     )
+    # The syncs on request and on a schedule (continuous replication has its own tests).
+    for site in (primary, backup):
+        site.shell(
+            "from failover.models import BackupSettings\n"
+            "s = BackupSettings.load(); s.sync_interval = 'hourly'; s.save()"
+        )
     for site in (primary, backup):
         site.start()
     primary.manage(
@@ -59,6 +73,7 @@ def pair(tmp_path_factory):
         "--reverse-host", "127.0.0.1", "--reverse-port", str(primary.port),
         "--backup-fingerprint", backup.certificate_fingerprint,
     )  # fmt: skip
+    ISSUED["token"] = token
     yield primary, backup
     for site in (primary, backup):
         site.destroy()
@@ -68,7 +83,7 @@ def last_sync(site: Site) -> dict:
     return site.status()["last_sync"] or {}
 
 
-def wait_for_sync(backup: Site, after: int = 0, timeout: float = 60) -> dict:
+def wait_for_sync(backup: Site, after: int = 0, timeout: float = 300) -> dict:
     def done():
         run = last_sync(backup)
         return (
@@ -105,6 +120,31 @@ def test_a_user_created_on_the_primary_logs_in_on_the_backup(pair):
     wait_for_sync(backup)
     assert backup.login("rita", PASSWORD)
     assert not backup.login("rita", "not her password")
+
+
+def api_status(site: Site, path: str, token: str) -> int:
+    context = ssl.create_default_context(cafile=site.ca.cert_path)
+    request = urllib.request.Request(  # noqa: S310 - the site's own https URL
+        site.url + path, headers={"Authorization": f"Token {token}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10, context=context) as response:  # noqa: S310
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_an_api_token_is_kept_as_its_digest_and_works_on_the_backup_after_a_sync(pair):
+    primary, backup = pair
+    wait_for_sync(backup)
+    token = ISSUED["token"]
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    for site in (primary, backup):
+        assert site.rows("SELECT digest FROM appliance_apitoken") == [(digest,)]
+        for database in site.data_dir.glob("db.sqlite3*"):  # with SQLite: its files
+            assert token.encode() not in database.read_bytes(), f"the key is in {database}"
+        assert api_status(site, "/api/v1/reports/", token) == 200
+        assert api_status(site, "/api/v1/reports/", token[:-1] + "x") == 401
 
 
 def test_an_incremental_sync_sends_only_creates_updates_and_deletes(pair):

@@ -8,9 +8,8 @@ import pytest
 from django.contrib.auth.models import Group, Permission, User
 from django.db import connection, transaction
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
-from appliance.models import Report
+from appliance.models import ApiAccount, ApiToken, Report
 from failover.sync import bulkload, codec
 from failover.sync.stream import _line
 
@@ -69,7 +68,8 @@ def test_rows_read_on_the_primary_convert_back_to_the_rows_in_the_database():
     group.permissions.add(Permission.objects.get(codename="view_report"))
     rita = User.objects.create_user("rita", "rita@example.com", "long password 123")
     rita.groups.add(group)
-    token = Token.objects.create(user=rita)
+    ApiToken.issue(rita)
+    token = ApiToken.objects.get(user=rita)
     report = Report.objects.create(
         representative="Rita",
         customer_name="Zoë",
@@ -78,6 +78,9 @@ def test_rows_read_on_the_primary_convert_back_to_the_rows_in_the_database():
         outcome="resolved",
         chat_transcript="line one\nline two",
     )
+    account = ApiAccount(name="monitoring", access=ApiAccount.Access.FULL)
+    account.set_new_secret()
+    account.save()
 
     for synced in codec.SYNCED:
         stored = [
@@ -95,27 +98,42 @@ def test_rows_read_on_the_primary_convert_back_to_the_rows_in_the_database():
         width = len(synced.fields)
         assert [row[:width] for row in received] == stored, synced.label
 
-    assert only_row(User, [rita.pk])[-3:] == [[group.pk], [], [token.key, token.created]]
+    assert only_row(User, [rita.pk])[-3:] == [[group.pk], [], [token.digest, token.created]]
     assert only_row(Group)[-1] == [["appliance", "view_report"]]
     assert only_row(Report, [report.pk])[-1] is None, "no recording file"
+    assert account.secret_hash in only_row(ApiAccount), "the hash travels, never a secret"
 
 
-def test_a_users_api_token_is_applied_with_the_user_and_replaces_the_old_one():
-    rita = User.objects.create_user("rita")
-    Token.objects.create(user=rita, key="b" * 40)  # the backup's stale token
+def apply_user_row(user: User, token: list | None) -> list:
+    """The user's row as the primary would send it with `token`, applied here."""
     synced = codec.BY_MODEL[User]
-    sent = orjson.loads(_line(only_row(User, [rita.pk])))
-    sent[-1] = ["a" * 40, "2026-11-20T08:00:00.250000+00:00"]  # the primary's
+    sent = orjson.loads(_line(only_row(User, [user.pk])))
+    sent[-1] = token
     row = [
         convert(value) for convert, value in zip(synced.converters(connection), sent, strict=True)
     ]
     synced.upsert([row], codec.PermissionMap())
-    assert list(Token.objects.values_list("user_id", "key", "created")) == [
-        (rita.pk, "a" * 40, dt.datetime(2026, 11, 20, 8, 0, 0, 250000, tzinfo=dt.UTC))
+    return row
+
+
+def test_a_users_api_token_is_applied_with_the_user_and_replaces_the_old_one():
+    rita = User.objects.create_user("rita")
+    ApiToken.issue(rita)  # the backup's stale token
+    digest = "a" * 64
+    apply_user_row(rita, [digest, "2026-11-20T08:00:00.250000+00:00"])  # the primary's
+    assert list(ApiToken.objects.values_list("user_id", "digest", "created")) == [
+        (rita.pk, digest, dt.datetime(2026, 11, 20, 8, 0, 0, 250000, tzinfo=dt.UTC))
     ]
-    row[-1] = None  # revoked on the primary
-    synced.upsert([row], codec.PermissionMap())
-    assert not Token.objects.exists()
+    apply_user_row(rita, None)  # revoked on the primary
+    assert not ApiToken.objects.exists()
+
+
+def test_a_key_sent_in_clear_by_the_release_before_is_kept_as_its_digest():
+    rita = User.objects.create_user("rita")
+    key = "0123456789abcdef0123456789abcdef01234567"
+    apply_user_row(rita, [key, "2026-11-20T08:00:00+00:00"])
+    assert ApiToken.objects.get().digest == ApiToken.digest_of(key)
+    assert ApiToken.holder(key).user == rita
 
 
 def report_indexes() -> set[str]:

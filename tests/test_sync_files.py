@@ -34,7 +34,7 @@ def test_files_placed_for_a_sync_that_did_not_commit_are_removed_and_others_kept
         recording="recordings/kept.rec",
     )
     names = ["recordings/kept.rec", "recordings/orphan.rec"]
-    receive._place_files({name: spooled(folders, name) for name in names})
+    receive.place_files({name: spooled(folders, name) for name in names})
     assert all(default_storage.exists(name) for name in names)
 
     # The worker died here, before the commit; the next sync starts by cleaning up.

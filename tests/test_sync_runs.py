@@ -58,6 +58,7 @@ def test_a_second_request_returns_the_pending_run_unchanged():
 @pytest.mark.django_db
 def test_a_request_returns_a_run_that_is_running():
     running = started(seconds_ago=1)
+    progress.touch(running.pk)  # its worker's pulse, where Redis runs
     run, created = SyncRun.request(SyncRun.Trigger.MANUAL)
     assert not created
     assert run.pk == running.pk
@@ -179,11 +180,34 @@ def test_a_running_run_with_a_pulse_is_alive_however_long_it_runs():
 
 @pytest.mark.django_db
 @pytest.mark.usefixtures("peer_redis")
-def test_a_run_that_just_started_is_not_stale_before_its_first_pulse():
-    young = started(seconds_ago=progress.PULSE_SECONDS - 5)
+def test_a_run_has_its_pulse_before_anyone_can_see_it_running(monkeypatch):
+    run, _ = SyncRun.request(SyncRun.Trigger.MANUAL)
+    seen: list[object] = []
+    claim = SyncRun.claim
+
+    def watched_claim(self: SyncRun) -> bool:
+        seen.append(("pulse before the claim", progress.is_alive(self.pk)))
+        return claim(self)
+
+    def carried_out(claimed: SyncRun) -> runs.Outcome:
+        seen.append(("stale while running", claimed.is_stale()))
+        return runs.Outcome.DONE
+
+    monkeypatch.setattr(SyncRun, "claim", watched_claim)
+    monkeypatch.setattr(runs, "_run_claimed", carried_out)
+    runs.execute(run.pk)
+    assert seen == [("pulse before the claim", True), ("stale while running", False)]
+    assert progress.is_alive(run.pk) is False, "the pulse ends with the run"
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("peer_redis")
+def test_a_run_is_stale_as_soon_as_its_pulse_lapses_however_young():
+    young = started(seconds_ago=1)
+    progress.touch(young.pk)
     assert not young.is_stale()
-    run, created = SyncRun.request(SyncRun.Trigger.MANUAL)
-    assert (run.pk, created) == (young.pk, False)
+    progress.forget(young.pk)
+    assert young.is_stale()
 
 
 @pytest.mark.django_db
@@ -195,7 +219,7 @@ def test_a_pulse_of_another_run_does_not_keep_a_dead_one_alive():
 
 
 class FakeTask:
-    """Stands in for failover.tasks.run_sync: records what was queued, or fails to queue."""
+    """Stands in for failover.jobs.run_sync: records what was queued, or fails to queue."""
 
     def __init__(self, error: Exception | None = None) -> None:
         self.error = error
@@ -212,7 +236,7 @@ def test_request_sync_queues_the_new_run_once_committed(
     monkeypatch, django_capture_on_commit_callbacks
 ):
     task = FakeTask()
-    monkeypatch.setattr("failover.tasks.run_sync", task)
+    monkeypatch.setattr("failover.jobs.run_sync", task.delay)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         run, created = runs.request_sync(SyncRun.Trigger.MANUAL)
         again, created_again = runs.request_sync(SyncRun.Trigger.SCHEDULE)
@@ -229,22 +253,77 @@ def test_a_run_whose_task_cannot_be_queued_is_closed_saying_why(
     monkeypatch, django_capture_on_commit_callbacks
 ):
     broker_down = OperationalError("Error 111 connecting to the broker. Connection refused.")
-    monkeypatch.setattr("failover.tasks.run_sync", FakeTask(broker_down))
+    monkeypatch.setattr("failover.jobs.run_sync", FakeTask(broker_down).delay)
     with django_capture_on_commit_callbacks(execute=True):
         lost, _ = runs.request_sync(SyncRun.Trigger.MANUAL)
     lost.refresh_from_db()
     assert lost.status == SyncRun.Status.FAILED
     assert "could not be queued" in lost.error
 
-    monkeypatch.setattr("failover.tasks.run_sync", FakeTask())
+    monkeypatch.setattr("failover.jobs.run_sync", FakeTask().delay)
     run, created = runs.request_sync(SyncRun.Trigger.SCHEDULE)
     assert created
     assert run.pk != lost.pk
 
 
+def waiting_to_retry(seconds: float) -> SyncRun:
+    """A run whose first attempt failed, due to be retried in `seconds`."""
+    run, _ = SyncRun.request(SyncRun.Trigger.SCHEDULE)
+    assert run.claim()
+    run.release("Attempt 1 failed: the peer did not answer.", retry_in=seconds)
+    return run
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("trigger", [SyncRun.Trigger.MANUAL, SyncRun.Trigger.CLI])
+def test_sync_now_while_a_sync_waits_to_retry_tries_it_again_at_once(
+    monkeypatch, django_capture_on_commit_callbacks, trigger
+):
+    task = FakeTask()
+    monkeypatch.setattr("failover.jobs.run_sync", task.delay)
+    waiting = waiting_to_retry(600)
+    with django_capture_on_commit_callbacks(execute=True):
+        run, created = runs.request_sync(trigger, by="admin")
+    assert (run.pk, created) == (waiting.pk, False)
+    assert task.queued == [waiting.pk]
+    run.refresh_from_db()
+    assert run.status == Status.PENDING
+    assert run.retry_at <= timezone.now()
+    assert runs.describe_request(run, created) == (
+        f"Sync #{run.pk} was waiting to retry after attempt 1 failed; it is tried again now."
+    )
+
+
+@pytest.mark.django_db
+def test_a_scheduled_tick_leaves_a_waiting_retry_to_its_own_time(
+    monkeypatch, django_capture_on_commit_callbacks
+):
+    task = FakeTask()
+    monkeypatch.setattr("failover.jobs.run_sync", task.delay)
+    waiting = waiting_to_retry(600)
+    due = SyncRun.objects.get(pk=waiting.pk).retry_at
+    with django_capture_on_commit_callbacks(execute=True):
+        run, created = runs.request_sync(SyncRun.Trigger.SCHEDULE)
+    assert (run.pk, created, task.queued) == (waiting.pk, False, [])
+    assert SyncRun.objects.get(pk=waiting.pk).retry_at == due
+
+
+@pytest.mark.django_db
+def test_sync_now_does_not_queue_a_running_sync_again(
+    monkeypatch, django_capture_on_commit_callbacks
+):
+    task = FakeTask()
+    monkeypatch.setattr("failover.jobs.run_sync", task.delay)
+    running = started(seconds_ago=1)
+    progress.touch(running.pk)  # its worker's pulse, where Redis runs
+    with django_capture_on_commit_callbacks(execute=True):
+        run, created = runs.request_sync(SyncRun.Trigger.MANUAL)
+    assert (run.pk, created, task.queued) == (running.pk, False, [])
+
+
 @pytest.mark.django_db
 def test_a_pending_run_never_picked_up_does_not_block_syncs_forever(monkeypatch):
-    monkeypatch.setattr("failover.tasks.run_sync", FakeTask())
+    monkeypatch.setattr("failover.jobs.run_sync", FakeTask().delay)
     lost, _ = SyncRun.request(SyncRun.Trigger.MANUAL)
     an_hour_ago = timezone.now() - dt.timedelta(hours=1)
     SyncRun.objects.filter(pk=lost.pk).update(created_at=an_hour_ago)
@@ -359,16 +438,27 @@ def test_idle_time_earns_no_more_than_one_burst():
     assert time.sleeps == [pytest.approx(1.0)]
 
 
-@pytest.mark.django_db
-def test_a_released_run_whose_retry_is_overdue_is_stale(monkeypatch):
-    monkeypatch.setattr("failover.tasks.run_sync", FakeTask())
+def released_after_a_failed_attempt(monkeypatch) -> SyncRun:
+    """A run whose first attempt failed, waiting to retry in 5 s."""
+    monkeypatch.setattr("failover.jobs.run_sync", FakeTask().delay)
     run, _ = SyncRun.request(SyncRun.Trigger.MANUAL)
     assert run.claim()
     run.release("Attempt 1 failed: the link broke.", retry_in=5)
-    assert not run.is_stale()
+    return run
+
+
+def make_retry_overdue(run: SyncRun) -> None:
+    """Its retry due longer ago than the grace: as if the worker holding it had died."""
     SyncRun.objects.filter(pk=run.pk).update(
         retry_at=timezone.now() - dt.timedelta(seconds=SyncRun.RETRY_GRACE_SECONDS + 1)
     )
+
+
+@pytest.mark.django_db
+def test_a_released_run_whose_retry_is_overdue_is_stale(monkeypatch):
+    run = released_after_a_failed_attempt(monkeypatch)
+    assert not run.is_stale()
+    make_retry_overdue(run)
     run.refresh_from_db()
     assert run.is_stale()
     new, created = runs.request_sync(SyncRun.Trigger.MANUAL)
@@ -377,10 +467,55 @@ def test_a_released_run_whose_retry_is_overdue_is_stale(monkeypatch):
 
 
 @pytest.mark.django_db
+def test_an_overdue_retry_claimed_meanwhile_by_a_slow_worker_is_not_closed(monkeypatch):
+    run = released_after_a_failed_attempt(monkeypatch)
+    make_retry_overdue(run)
+    judged = SyncRun.objects.get(pk=run.pk)
+    assert judged.is_stale()
+    # Between that judgement and the close, the late worker takes its retry.
+    assert SyncRun.objects.get(pk=run.pk).claim()
+
+    assert not judged.close_as_dead()
+    assert (judged.status, judged.attempts) == (Status.RUNNING, 2)
+    assert SyncRun.objects.get(pk=run.pk).error == "Attempt 1 failed: the link broke."
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("peer_redis")
+def test_a_dead_run_is_closed_once_and_only_as_it_was_judged():
+    dead = started(seconds_ago=progress.PULSE_SECONDS + 5)
+    assert dead.is_stale()
+    assert dead.close_as_dead()
+    assert not SyncRun.objects.get(pk=dead.pk).close_as_dead()
+    assert SyncRun.objects.get(pk=dead.pk).error == WORKER_STOPPED
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("peer_redis")
+def test_each_attempt_has_its_pulse_though_the_attempt_before_ended_its_own(monkeypatch):
+    run, _ = SyncRun.request(SyncRun.Trigger.MANUAL)
+    claim = SyncRun.claim
+
+    def claimed_just_after_the_last_attempt_ended(self: SyncRun) -> bool:
+        # The delivery touched the pulse while the previous attempt still held it; that
+        # attempt has since released the run and ended its pulse.
+        progress.forget(self.pk)
+        return claim(self)
+
+    def carried_out(claimed: SyncRun) -> runs.Outcome:
+        assert not claimed.is_stale(), "a running attempt without a pulse looks dead"
+        return runs.Outcome.DONE
+
+    monkeypatch.setattr(SyncRun, "claim", claimed_just_after_the_last_attempt_ended)
+    monkeypatch.setattr(runs, "_run_claimed", carried_out)
+    assert runs.execute(run.pk) is runs.Outcome.DONE
+
+
+@pytest.mark.django_db
 def test_a_starting_worker_queues_again_the_retries_a_dead_worker_held(monkeypatch):
     queued = []
     monkeypatch.setattr(
-        "failover.tasks.run_sync.apply_async", lambda args, countdown: queued.append(args)
+        "failover.jobs.run_sync", lambda run_id, countdown: queued.append((run_id,))
     )
     run, _ = SyncRun.request(SyncRun.Trigger.MANUAL)
     assert run.claim()

@@ -6,10 +6,9 @@ import threading
 import time
 
 import pytest
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from appliance.models import Report
+from appliance.models import ApiToken, Report
 from failover import writes
 from failover.models import FailoverState, Role
 from tests.conftest import paired_as
@@ -43,7 +42,7 @@ def test_a_write_left_behind_by_a_crashed_process_expires(peer_redis):
 
 def api_client(user) -> APIClient:
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {ApiToken.issue(user)}")
     return client
 
 

@@ -9,7 +9,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from appliance.models import Report
+from appliance.models import AuditEvent, Report
 
 
 @extend_schema_field(OpenApiTypes.BINARY)
@@ -81,3 +81,14 @@ class ReportSerializer(serializers.ModelSerializer):
                 }
             )
         return attrs
+
+
+class AuditEventSerializer(serializers.ModelSerializer):
+    """One entry of the audit trail: who (`user`) did what (`action`), when, on which site."""
+
+    user = serializers.CharField(source="actor", read_only=True)
+
+    class Meta:
+        model = AuditEvent
+        fields = ["id", "at", "site", "user", "action", "detail"]
+        read_only_fields = fields

@@ -23,21 +23,26 @@ from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from appliance.api.serializers import ReportSerializer
-from appliance.models import Report
+from appliance.api.serializers import AuditEventSerializer, ReportSerializer
+from appliance.audit import AuditFilterForm
+from appliance.models import AuditEvent, Report
 from appliance.reports import ReportFilterForm, recording_response
 
 
-def filter_parameters() -> list[OpenApiParameter]:
-    """The list's query parameters, described from the filter form so the two cannot drift."""
+def filter_parameters(form: type[forms.Form] = ReportFilterForm) -> list[OpenApiParameter]:
+    """A list's query parameters, described from its filter form so the two cannot drift."""
     parameters = []
-    for name, field in ReportFilterForm.base_fields.items():
+    for name, field in form.base_fields.items():
         is_date = isinstance(field, forms.DateField)
         choices = getattr(field, "choices", None)
         parameters.append(
             OpenApiParameter(
                 name,
-                OpenApiTypes.DATE if is_date else OpenApiTypes.STR,
+                OpenApiTypes.DATETIME
+                if isinstance(field, forms.DateTimeField)
+                else OpenApiTypes.DATE
+                if is_date
+                else OpenApiTypes.STR,
                 OpenApiParameter.QUERY,
                 description=f"{field.label}. {field.help_text}".strip(),
                 enum=[value for value, _ in choices if value] if choices else None,
@@ -89,3 +94,23 @@ class ReportRecording(APIView):
     )
     def get(self, request: Request, uuid: str) -> FileResponse:
         return recording_response(get_object_or_404(Report, uuid=uuid))
+
+
+@extend_schema_view(
+    get=extend_schema(
+        summary="List the audit trail",
+        parameters=filter_parameters(AuditFilterForm),
+        description="Newest first, the same events and filters as Management > Audit trail. "
+        "`action` is one of the actions recorded so far. Bad filters give 400 with a reason "
+        "per parameter.",
+    )
+)
+class AuditEventList(generics.ListAPIView):
+    serializer_class = AuditEventSerializer
+    queryset = AuditEvent.objects.all()
+
+    def filter_queryset(self, queryset: QuerySet[AuditEvent]) -> QuerySet[AuditEvent]:
+        form = AuditFilterForm(self.request.query_params)
+        if not form.is_valid():
+            raise ValidationError({name: list(errors) for name, errors in form.errors.items()})
+        return form.filter(queryset)

@@ -50,7 +50,11 @@ def report_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def report_detail(request: HttpRequest, uuid: UUID) -> HttpResponse:
     report = get_object_or_404(Report, uuid=uuid)
-    return render(request, "appliance/reports/detail.html", {"report": report})
+    # A report that came by continuous replication may be here before its file.
+    arrived = bool(report.recording) and report.recording.storage.exists(report.recording.name)
+    return render(
+        request, "appliance/reports/detail.html", {"report": report, "recording_here": arrived}
+    )
 
 
 @login_required

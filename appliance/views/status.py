@@ -5,13 +5,13 @@ from django.shortcuts import render
 from appliance import health
 from appliance.models import AuditEvent
 from appliance.permissions import is_administrator
-from security.models import PreSharedKey
+from appliance.signals import status_facts
 
 
 @login_required
 def status(request: HttpRequest) -> HttpResponse:
-    context = {"processes": health.processes()}
+    facts = [fact for _, found in status_facts.send(sender=None, request=request) for fact in found]
+    context = {"processes": health.processes(), "facts": facts}
     if is_administrator(request.user):
-        context["audit_events"] = AuditEvent.objects.all()[:25]
-        context["psk"] = PreSharedKey.current()
+        context["audit_events"] = AuditEvent.objects.all()[:10]
     return render(request, "appliance/status.html", context)

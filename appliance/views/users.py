@@ -20,6 +20,7 @@ from django.views.decorators.http import require_POST
 
 from appliance.models import AuditEvent
 from appliance.permissions import admin_required
+from appliance.signals import rows_written
 from appliance.user_forms import (
     DeactivateUserForm,
     GroupForm,
@@ -28,7 +29,6 @@ from appliance.user_forms import (
     UserPasswordForm,
     administrators_locked,
 )
-from failover.sync import changelog
 
 PAGE_SIZE = 50
 
@@ -129,7 +129,7 @@ def user_deactivate(request: HttpRequest, pk: int) -> HttpResponse:
         # Compare-and-set: 0 rows means it was already inactive.
         changed = valid and User.objects.filter(pk=pk, is_active=True).update(is_active=False)
         if changed:
-            changelog.record(User, [pk])
+            rows_written.send(sender=User, keys=[pk], deleted=False)
             AuditEvent.record(
                 request.user, "user.deactivated", f"Deactivated user {user.username}."
             )
@@ -149,7 +149,7 @@ def user_reactivate(request: HttpRequest, pk: int) -> HttpResponse:
     with transaction.atomic():
         changed = User.objects.filter(pk=pk, is_active=False).update(is_active=True)
         if changed:
-            changelog.record(User, [pk])
+            rows_written.send(sender=User, keys=[pk], deleted=False)
             AuditEvent.record(
                 request.user, "user.reactivated", f"Reactivated user {user.username}."
             )

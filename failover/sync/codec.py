@@ -17,7 +17,7 @@ import datetime as dt
 import hashlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from uuid import UUID
 
@@ -28,9 +28,10 @@ from django.db import connection, models
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Q
 from django.db.models.functions import Cast
-from rest_framework.authtoken.models import Token
 
-from appliance.models import Report, SiteSettings
+from appliance import api_accounts
+from appliance.models import ApiAccount, ApiToken, Report, SiteSettings
+from failover.sync import checks
 
 Row = list[Any]
 Convert = Callable[[Any], Any]
@@ -158,6 +159,17 @@ class Synced:
     def columns(self) -> list[str]:
         return [field.attname for field in self.fields] + list(self.extras)
 
+    def with_last_extra_empty(self) -> Synced:
+        """The same model with None in its last extra column (what an older format lacks)."""
+        complete = self.complete
+
+        def completed(chunk: list[Row]) -> None:
+            complete(chunk)
+            for row in chunk:
+                row[-1] = None
+
+        return replace(self, complete=completed)
+
     def rows(self, keys: list[int] | None = None) -> Iterator[Row]:
         """Rows of every instance (keys None) or of those keys that still exist, by key."""
         query = self.model.objects.order_by("pk").values_list(*map(read_as, self.fields))
@@ -181,6 +193,13 @@ class Synced:
             # The recording column carries {name, size, sha256}; the table stores the name.
             own[-1] = _recording_name
         return own + [_keep] * len(self.extras)
+
+    def column_checks(self) -> list[checks.Check]:
+        """One function per column: None for a value this site accepts, else why not."""
+        own = [checks.field_check(field) for field in self.fields]
+        if self.model is Report:
+            own[-1] = checks.recording_check(self.fields[-1])
+        return own + [checks.EXTRA_CHECKS[extra] for extra in self.extras]
 
     def recording(self, row: Row) -> dict[str, Any] | None:
         """The recording a received report row names, as sent (None for other models)."""
@@ -268,7 +287,8 @@ USER_EXTRAS = ("groups", "user_permissions", "api_token")
 
 def _complete_users(rows: list[Row]) -> None:
     """Each user's groups, permissions and API token (API clients keep working after a
-    failover; the token travels like the password hash, inside the signed stream)."""
+    failover; the token's digest travels like the password hash, inside the signed
+    stream: the key itself is kept nowhere)."""
     keys = [row[0] for row in rows]
     groups: dict[int, list[int]] = defaultdict(list)
     for user, group in User.groups.through.objects.filter(user_id__in=keys).values_list(
@@ -277,15 +297,18 @@ def _complete_users(rows: list[Row]) -> None:
         groups[user].append(group)
     permissions = _natural_permissions(User.user_permissions.through, "user_id", keys)
     tokens = {
-        user: [key, created]
-        for user, key, created in Token.objects.filter(user_id__in=keys).values_list(
-            "user_id", "key", "created"
+        user: [digest, created]
+        for user, digest, created in ApiToken.objects.filter(user_id__in=keys).values_list(
+            "user_id", "digest", "created"
         )
     }
     for row in rows:
         row.append(sorted(groups.get(row[0], [])))
         row.append(permissions.get(row[0], []))
         row.append(tokens.get(row[0]))
+
+
+DIGEST_LENGTH = 64
 
 
 def _upsert_users(rows: list[Row], permissions: PermissionMap) -> None:
@@ -301,16 +324,24 @@ def _upsert_users(rows: list[Row], permissions: PermissionMap) -> None:
         perms(user_id=row[0], permission_id=pk) for row in rows for pk in permissions.ids(row[-2])
     )
     tokens = [
-        Token(user_id=row[0], key=row[-1][0], created=dt.datetime.fromisoformat(row[-1][1]))
+        ApiToken(
+            user_id=row[0],
+            digest=_token_digest(row[-1][0]),
+            created=dt.datetime.fromisoformat(row[-1][1]),
+        )
         for row in rows
         if row[-1]
     ]
-    Token.objects.filter(Q(user_id__in=keys) | Q(key__in=[t.key for t in tokens])).delete()
-    created = {token.key: token.created for token in tokens}
-    Token.objects.bulk_create(tokens)  # sets `created` to now (auto_now_add): put it back
-    for token in tokens:
-        token.created = created[token.key]
-    Token.objects.bulk_update(tokens, ["created"])
+    ApiToken.objects.filter(Q(user_id__in=keys) | Q(digest__in=[t.digest for t in tokens])).delete()
+    ApiToken.objects.bulk_create(tokens)
+
+
+def _token_digest(value: str) -> str:
+    """A token's digest as stored; a primary of the release before sends the key itself
+    (sync format 2), which is hashed here and kept no further."""
+    if len(value) == DIGEST_LENGTH and all(c in "0123456789abcdef" for c in value):
+        return value
+    return ApiToken.digest_of(value)
 
 
 # Site settings ------------------------------------------------------------------------
@@ -324,6 +355,29 @@ def _complete_nothing(_rows: list[Row]) -> None:
 
 def _upsert_settings(rows: list[Row], _permissions: PermissionMap) -> None:
     _upsert(SiteSettings, SETTINGS_FIELDS, rows)
+
+
+# API accounts -------------------------------------------------------------------------
+
+# A script's credentials reach the backup with it: the client secret as its hash, and the
+# bearer tokens issued to it as their checksums, so a monitor keeps its token through a
+# failover. A disabled, deleted or re-keyed account refuses them all, on either site.
+API_ACCOUNT_FIELDS = _plain_fields(ApiAccount)
+API_ACCOUNT_CLIENT_ID = [field.name for field in API_ACCOUNT_FIELDS].index("client_id")
+
+
+def _complete_api_accounts(rows: list[Row]) -> None:
+    tokens = api_accounts.live_tokens([row[API_ACCOUNT_CLIENT_ID] for row in rows])
+    for row in rows:
+        row.append(tokens.get(row[API_ACCOUNT_CLIENT_ID], []))
+
+
+def _upsert_api_accounts(rows: list[Row], _permissions: PermissionMap) -> None:
+    _upsert(ApiAccount, API_ACCOUNT_FIELDS, rows)
+    accounts = ApiAccount.objects.in_bulk([row[0] for row in rows])
+    for row in rows:
+        if row[-1]:
+            api_accounts.adopt_tokens(accounts[row[0]], row[-1])
 
 
 # Reports ------------------------------------------------------------------------------
@@ -382,6 +436,14 @@ SYNCED: tuple[Synced, ...] = (
         (),
         _complete_nothing,
         _upsert_settings,
+    ),
+    Synced(
+        "appliance.apiaccount",
+        ApiAccount,
+        API_ACCOUNT_FIELDS,
+        ("tokens",),
+        _complete_api_accounts,
+        _upsert_api_accounts,
     ),
     Synced("appliance.report", Report, REPORT_FIELDS, (), _complete_reports, _upsert_reports),
 )

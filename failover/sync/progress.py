@@ -77,9 +77,38 @@ class Progress:
                 KEY.format(run_id=self.run_id), json.dumps(self.snapshot()), ex=PULSE_SECONDS
             )
 
-    def clear(self) -> None:
-        with contextlib.suppress(redis.RedisError):
-            connection().delete(KEY.format(run_id=self.run_id))
+
+class Silent(Progress):
+    """Counts kept but never published: continuous replication's batches, which have
+    no run of their own and no progress view (their lag is what shows)."""
+
+    def __init__(self) -> None:
+        super().__init__(0)
+
+    def publish(self, *, force: bool = False) -> None:
+        return
+
+
+def touch(run_id: int) -> None:
+    """Start the run's pulse, before its worker claims it.
+
+    Whoever sees the run running then also sees its pulse (until its worker
+    dies and the pulse expires), so a run that has just started never looks
+    dead, and a dead one is known as soon as its pulse lapses. NX: a worker
+    that already runs it (a duplicate delivery) keeps its own progress.
+    """
+    starting = {
+        "phase": "starting", "records": 0, "expected": None, "bytes": 0, "files": 0,
+        "rate": 0, "elapsed": 0.0, "seconds_left": None,
+    }  # fmt: skip
+    with contextlib.suppress(redis.RedisError):
+        connection().set(KEY.format(run_id=run_id), json.dumps(starting), ex=PULSE_SECONDS, nx=True)
+
+
+def forget(run_id: int) -> None:
+    """End the run's pulse: once it is closed or released, it has no live progress."""
+    with contextlib.suppress(redis.RedisError):
+        connection().delete(KEY.format(run_id=run_id))
 
 
 def is_alive(run_id: int) -> bool | None:

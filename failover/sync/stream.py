@@ -24,12 +24,12 @@ from uuid import UUID
 
 import orjson
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db.models import Max
 
+from failover.compat import SYNC_FORMAT
 from failover.models import ChangeLog, SyncSource
+from failover.sync import changelog
 from failover.sync.codec import SYNCED, Synced
 
-FORMAT = 2
 # Keys of an incremental change set looked up at a time.
 CHUNK = 500
 BLOCK = 64 * 1024
@@ -37,24 +37,46 @@ BLOCK = 64 * 1024
 
 @dataclass(frozen=True)
 class Plan:
-    """What one stream will contain: everything (full) or the changes in (since, upto]."""
+    """What one stream will contain: everything (full) or the changes numbered (since, upto].
+
+    `latest` is the last number the log had given when the plan was made; a plan
+    with a `limit` carries at most that many numbers, so a backup that is far
+    behind catches up in batches it can apply quickly.
+    """
 
     generation: UUID
     full: bool
     since: int
     upto: int
+    latest: int = 0
 
     @classmethod
-    def make(cls, generation: str | None, since: int | None, full_requested: bool) -> Plan:
+    def make(
+        cls,
+        generation: str | None,
+        since: int | None,
+        full_requested: bool,
+        *,
+        limit: int | None = None,
+    ) -> Plan:
+        latest = changelog.sequence()
         source = SyncSource.load()
-        upto = ChangeLog.objects.aggregate(last=Max("id"))["last"] or 0
+        if cls.serves(source, generation, since, latest) and not full_requested:
+            since = int(since or 0)
+            upto = latest if limit is None else min(latest, since + limit)
+            return cls(source.generation, False, since, upto, latest)
+        return cls(source.generation, True, 0, latest, latest)
+
+    @staticmethod
+    def serves(source: SyncSource, generation: str | None, since: int | None, latest: int) -> bool:
+        """Whether the log still holds every change after `since` of that generation."""
         known = generation is not None and str(source.generation) == str(generation)
-        usable = known and since is not None and source.horizon <= since <= upto
-        full = full_requested or not usable
-        return cls(source.generation, full, 0 if full else int(since or 0), upto)
+        return known and since is not None and source.horizon <= since <= latest
 
     def changed_keys(self, synced: Synced) -> Iterator[int]:
-        changes = ChangeLog.objects.filter(model=synced.label, id__gt=self.since, id__lte=self.upto)
+        changes = ChangeLog.objects.filter(
+            model=synced.label, seq__gt=self.since, seq__lte=self.upto
+        )
         yield from (
             changes.values_list("key", flat=True).distinct().order_by("key").iterator(CHUNK)
         )
@@ -63,8 +85,13 @@ class Plan:
         """How many records the stream will hold, for the progress view (approximate)."""
         if self.full:
             return sum(synced.model.objects.count() for synced in SYNCED)
-        changes = ChangeLog.objects.filter(id__gt=self.since, id__lte=self.upto)
+        changes = ChangeLog.objects.filter(seq__gt=self.since, seq__lte=self.upto)
         return changes.values("model", "key").distinct().count()
+
+    def next_change_at(self) -> str | None:
+        """When the first change after this plan was made (None: there is none yet)."""
+        following = ChangeLog.objects.filter(seq__gt=self.upto).order_by("seq").first()
+        return following.at.isoformat() if following else None
 
 
 def _fallback(value: object) -> object:
@@ -77,12 +104,17 @@ def _line(value: Any) -> bytes:
     return orjson.dumps(value, default=_fallback, option=orjson.OPT_APPEND_NEWLINE)
 
 
-def lines(plan: Plan) -> Iterator[tuple[bytes, int]]:
+def lines(plan: Plan, sync_format: int | None = None) -> Iterator[tuple[bytes, int]]:
     """Every line between header and end, with the records it holds (0 or 1).
 
     Model by model: the line naming the model and its columns, then its records.
     """
+    sync_format = sync_format or SYNC_FORMAT
     for synced in SYNCED:
+        if sync_format < 3 and synced.label == "auth.user":
+            # Format 2 carried API tokens as the keys themselves, which this site does
+            # not keep (only their digests): a backup of that release gets none.
+            synced = synced.with_last_extra_empty()
         yield _line({"type": "model", "model": synced.label, "columns": synced.columns}), 0
         if plan.full:
             for row in synced.rows():
@@ -108,17 +140,21 @@ def _changed(synced: Synced, keys: list[int]) -> Iterator[tuple[bytes, int]]:
             yield _line({"type": "delete", "key": key}), 1
 
 
-def sealed_stream(plan: Plan, seal_key: bytes) -> Iterator[bytes]:
-    """The plan as NDJSON lines, ending with the count and the HMAC of all that came before."""
+def sealed_stream(plan: Plan, seal_key: bytes, sync_format: int | None = None) -> Iterator[bytes]:
+    """The plan as NDJSON lines in `sync_format` (this release's own by default), ending
+    with the count and the HMAC of all that came before."""
+    sync_format = sync_format or SYNC_FORMAT
     mac = hmac.new(seal_key, digestmod=sha256)
     header = _line(
         {
             "type": "header",
-            "format": FORMAT,
+            "format": sync_format,
             "generation": plan.generation,
             "full": plan.full,
             "since": plan.since,
             "upto": plan.upto,
+            "latest": plan.latest,
+            "next_change_at": plan.next_change_at(),
             "expected": plan.expected(),
         }
     )
@@ -128,7 +164,7 @@ def sealed_stream(plan: Plan, seal_key: bytes) -> Iterator[bytes]:
     # Sent in blocks of about 64 KiB: a write per line would cost more than the line.
     buffer: list[bytes] = []
     size = 0
-    for piece, records in lines(plan):
+    for piece, records in lines(plan, sync_format):
         count += records
         buffer.append(piece)
         size += len(piece)

@@ -31,6 +31,49 @@
     return parts.join(", ");
   }
 
+  function plural(count, word) {
+    return count + " " + word + (count === 1 ? "" : "s");
+  }
+
+  function badge(colour, text) {
+    var span = document.createElement("span");
+    span.className = "badge text-bg-" + colour;
+    span.textContent = text;
+    return span;
+  }
+
+  // The replication lag, as the page first rendered it (failover/_lag.html), kept live.
+  function showLag(lag) {
+    var box = document.querySelector("[data-testid=replication-lag]");
+    if (!box || !lag) return;
+    var parts = [];
+    if (lag.changes_behind === null) {
+      parts = [badge("secondary", "not known yet"), lag.error ? " " + lag.error : ""];
+    } else if (!lag.connected) {
+      parts = [badge("danger", "not connected"), " since " + (lag.last_contact || "never") + "; " +
+        plural(lag.changes_behind, "change") + " behind when last heard" + (lag.error ? ": " + lag.error : "")];
+    } else if (lag.changes_behind === 0) {
+      parts = [badge("success", "in step"), " with the " + (box.dataset.role === "backup" ? "primary" : "backup")];
+    } else {
+      parts = [badge("warning", plural(lag.changes_behind, "change") + ", " +
+        Number(lag.seconds_behind || 0).toFixed(1) + " s behind")];
+    }
+    box.replaceChildren.apply(box, parts);
+  }
+
+  function followLag() {
+    var box = document.querySelector("[data-testid=replication-lag]");
+    var live = document.getElementById("sync-live");
+    if (!box || live) return;  // a backup's page follows it with its sync progress
+    function poll() {
+      fetch(box.dataset.progressUrl, { credentials: "same-origin", headers: { Accept: "application/json" } })
+        .then(function (response) { return response.json(); })
+        .then(function (data) { showLag(data.lag); window.setTimeout(poll, 1000); })
+        .catch(function () { window.setTimeout(poll, 5000); });
+    }
+    poll();
+  }
+
   function followSync() {
     var box = document.getElementById("sync-live");
     if (!box) return;
@@ -43,6 +86,7 @@
       fetch(box.dataset.progressUrl, { credentials: "same-origin", headers: { Accept: "application/json" } })
         .then(function (response) { return response.json(); })
         .then(function (data) {
+          showLag(data.lag);
           var run = data.run;
           var active = run && (run.status === "running" || run.status === "pending");
           if (active) {
@@ -57,7 +101,7 @@
             return;
           }
           wasActive = active;
-          window.setTimeout(poll, active ? 1000 : 5000);
+          window.setTimeout(poll, active || data.lag ? 1000 : 5000);
         })
         .catch(function () { window.setTimeout(poll, 5000); });
     }
@@ -69,5 +113,6 @@
     if (select) select.addEventListener("change", showIntervalFields);
     showIntervalFields();
     followSync();
+    followLag();
   });
 })();

@@ -83,7 +83,7 @@ def live_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 @pytest.fixture
 def page(browser: object) -> Iterator[object]:
     context = browser.new_context()
-    context.set_default_timeout(10_000)
+    context.set_default_timeout(30_000)
     opened = context.new_page()
     yield opened
     context.close()
@@ -101,5 +101,5 @@ def log_in(
 @pytest.fixture
 def new_page(browser: object) -> Iterator[object]:
     """Open a page in a fresh browser context (its own cookies, so its own session)."""
-    with page_opener(browser, 15_000, ignore_https_errors=True, accept_downloads=True) as open_page:
+    with page_opener(browser, 30_000, ignore_https_errors=True, accept_downloads=True) as open_page:
         yield open_page

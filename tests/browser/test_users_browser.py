@@ -42,7 +42,7 @@ def test_an_administrator_creates_a_user_who_logs_in_without_management(page, br
     expect(row.get_by_test_id("admin-badge")).to_have_count(0)
 
     context = browser.new_context()
-    context.set_default_timeout(10_000)
+    context.set_default_timeout(30_000)
     try:
         own_page = context.new_page()
         log_in(own_page, live_site, username="nina", password=NEW_PASSWORD)

@@ -4,8 +4,9 @@
 
 Each attempt POSTs a new report (customer_name "<tag>-<n>") to
 https://HOST/api/v1/reports/ with the API token. Only a 201 answer counts as
-written. At the end prints one JSON object: the names written, and how many
-attempts failed by status (0 for no answer).
+written. At the end prints one JSON object: the names written (and when each was
+acknowledged, wall-clock seconds), and how many attempts failed by status (0 for no
+answer).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ def main() -> int:
     session = requests.Session()
     session.headers["Authorization"] = f"Token {args.token}"
     written: list[str] = []
+    acknowledged: dict[str, float] = {}
     failed: collections.Counter[int] = collections.Counter()
     errors: dict[str, str] = {}
     deadline = time.monotonic() + args.limit
@@ -54,6 +56,7 @@ def main() -> int:
             )
             if answer.status_code == 201:
                 written.append(name)
+                acknowledged[name] = time.time()
             else:
                 failed[answer.status_code] += 1
         except requests.RequestException as error:
@@ -62,7 +65,13 @@ def main() -> int:
         ready, _, _ = select.select([sys.stdin], [], [], args.interval)
         if ready and not sys.stdin.readline():
             break
-    summary = {"written": written, "failed": dict(failed), "errors": errors, "attempts": n}
+    summary = {
+        "written": written,
+        "acknowledged_at": acknowledged,
+        "failed": dict(failed),
+        "errors": errors,
+        "attempts": n,
+    }
     print(json.dumps(summary), flush=True)
     return 0
 

@@ -11,8 +11,12 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from appliance import files
 from appliance.embedded_redis import EmbeddedRedis, EmbeddedRedisError, socket_path_from_url
 from appliance.supervisor import Program, Supervisor
+
+# Each queue has one worker: no neighbours to synchronise with, and no second to wait for.
+ALONE = ("--without-mingle", "--without-gossip")
 
 
 class Command(BaseCommand):
@@ -36,9 +40,12 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: object, **options: object) -> None:
-        logging.basicConfig(
-            level=logging.INFO, format=f"%(asctime)s [{settings.APPLIANCE_NAME}] %(message)s"
-        )
+        # The supervisor's own lines ("started worker (pid ...)") are worth seeing
+        # whatever LOG_LEVEL says of the rest.
+        logging.getLogger("appliance.supervisor").setLevel(logging.INFO)
+        # What an older release or another tool left readable to others becomes private.
+        for folder in {settings.DATA_DIR, settings.MEDIA_ROOT}:
+            files.restrict(folder)
         log_dir = settings.DATA_DIR / "logs"
         redis_server = None
         if settings.REDIS_EMBEDDED:
@@ -67,48 +74,57 @@ class Command(BaseCommand):
         if os.environ.get("WEB_SELF_URL"):
             return
         host, _, port = options["bind"].rpartition(":")
-        host = "127.0.0.1" if host in ("0.0.0.0", "") else host  # noqa: S104 - reading the bind
+        # Every address (IPv4 "0.0.0.0", or "[::]", which takes IPv4 too): loopback answers.
+        host = "127.0.0.1" if host in ("0.0.0.0", "[::]", "") else host  # noqa: S104 - reading the bind
         scheme = "https" if options["certfile"] else "http"
         os.environ["WEB_SELF_URL"] = f"{scheme}://{host}:{port}"
 
     def programs(self, options: dict, log_dir: Path) -> list[Program]:
         python = sys.executable
+        # Worker class, threads, timeout and logging: appliance.gunicorn_config, shared
+        # with the systemd unit and docker-compose.
         web = [
             python, "-m", "gunicorn", "appliance.wsgi",
+            "--config", "python:appliance.gunicorn_config",
             "--bind", options["bind"],
             "--workers", str(options["web_workers"]),
-            # Threads: establishing a relationship makes the peer call this site back
-            # while the request that started it is still open.
-            "--worker-class", "gthread", "--threads", "4",
-            "--timeout", "60",
-            "--access-logfile", "-",
         ]  # fmt: skip
         if options["certfile"]:
             web += ["--certfile", options["certfile"], "--keyfile", options["keyfile"]]
-        programs = [
-            Program("web", web, log_dir / "web.log"),
-            Program(
-                "worker",
-                [python, "-m", "celery", "-A", "appliance", "worker", "--loglevel", "INFO",
-                 "--concurrency", "2", "--hostname", f"worker@{settings.APPLIANCE_NAME}",
-                 "--queues", "celery"],
-                log_dir / "worker.log",
-            ),
+        commands = {
+            "web": web,
+            # --quiet: no banner, so that a JSON log holds JSON lines only.
+            "worker": [
+                python, "-m", "celery", "-A", "appliance", "--quiet", "worker",
+                "--concurrency", "2", "--hostname", f"worker@{settings.APPLIANCE_NAME}",
+                "--queues", "celery", *ALONE,
+            ],
             # The failover path on its own: polls, address changes, announcements.
-            Program(
-                "network",
-                [python, "-m", "celery", "-A", "appliance", "worker", "--loglevel", "INFO",
-                 "--concurrency", "1", "--prefetch-multiplier", "1",
-                 "--hostname", f"network@{settings.APPLIANCE_NAME}", "--queues", "network"],
-                log_dir / "network.log",
-            ),
-        ]  # fmt: skip
+            "network": [
+                python, "-m", "celery", "-A", "appliance", "--quiet", "worker",
+                "--concurrency", "1", "--prefetch-multiplier", "1",
+                "--hostname", f"network@{settings.APPLIANCE_NAME}", "--queues", "network",
+                *ALONE,
+            ],
+            # Continuous replication's rounds, one at a time (on a backup; idle elsewhere).
+            # A round every change: its tasks log only warnings (appliance.logconfig).
+            "replication": [
+                python, "-m", "celery", "-A", "appliance", "--quiet", "worker",
+                "--pool", "solo", "--prefetch-multiplier", "1",
+                "--hostname", f"replication@{settings.APPLIANCE_NAME}",
+                "--queues", "replication", *ALONE,
+            ],
+        }  # fmt: skip
         if not options["no_beat"]:
-            programs.append(
-                Program(
-                    "beat",
-                    [python, "-m", "celery", "-A", "appliance", "beat", "--loglevel", "INFO"],
-                    log_dir / "beat.log",
-                )
+            commands["beat"] = [python, "-m", "celery", "-A", "appliance", "--quiet", "beat"]
+        return [
+            Program(
+                name,
+                argv,
+                log_dir / f"{name}.log",
+                env={"APPLIANCE_PROCESS": name},
+                max_bytes=settings.LOG_MAX_BYTES,
+                backups=settings.LOG_BACKUP_COUNT,
             )
-        return programs
+            for name, argv in commands.items()
+        ]
