@@ -73,3 +73,21 @@ def test_a_cursor_from_another_generation_gets_a_full_sync():
 def test_stream_lines_keep_microseconds():
     moment = dt.datetime(2026, 11, 26, 12, 0, 0, 123456, tzinfo=dt.UTC)
     assert b"12:00:00.123456" in _line({"at": moment})
+
+
+def test_changes_logged_before_numbering_keep_their_ids_and_new_ones_follow():
+    """An upgraded site that never served a sync has log rows and no SyncSource row yet."""
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("failover.migrations.0010_replication")
+    users = [User.objects.create_user(name) for name in ("rita", "sam", "tom")]
+    ChangeLog.objects.update(seq=None)
+    SyncSource.objects.all().delete()
+    ids = list(ChangeLog.objects.order_by("id").values_list("id", flat=True))
+    migration.number_existing_changes(apps, None)
+    assert list(ChangeLog.objects.order_by("id").values_list("seq", flat=True)) == ids
+    users[0].save()
+    assert changelog.sequence() == ids[-1] + 1
+    assert ChangeLog.objects.get(seq=ids[-1] + 1).key == users[0].pk
