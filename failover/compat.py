@@ -42,7 +42,8 @@ PEER_PROTOCOL = 2
 PEER_PROTOCOL_OLDEST = 1
 # Sync format 3: a user's API token travels as its SHA-256 digest (2: as the key itself;
 # a primary writing 2 for a backup of the release before sends no tokens, as it keeps
-# only digests, and the backup reading 2 hashes the keys it is sent).
+# only digests, and the backup reading 2 hashes the keys it is sent), and API accounts
+# travel (2 has no such model: a stream in format 2 leaves them out).
 SYNC_FORMAT = 3
 SYNC_FORMATS_WRITTEN = (2, 3)
 SYNC_FORMATS_READ = (2, 3)
@@ -215,6 +216,14 @@ def format_to_send(said: Mapping[str, Any] | None) -> int:
     (after refusal_to_send found nothing to refuse)."""
     reader = Announcement.of({"version": "of the backup", "compat": said})
     return common_format(Announcement.ours(), reader) or SYNC_FORMAT
+
+
+def needs_full(applied: int | None, sending: int) -> bool:
+    """On the primary: whether a backup whose data came in sync format `applied` (None: it
+    did not say, or holds none) needs everything again to read `sending`. A newer format
+    carries what an older one left out (format 3: API accounts, tokens), which an
+    incremental sync would send only for the records that change again."""
+    return applied is not None and applied < sending
 
 
 def refusal_to_send(said: Mapping[str, Any] | None) -> str:

@@ -753,6 +753,9 @@ class SyncCursor(models.Model):
     pending_since = models.DateTimeField(null=True, blank=True)
     contact_at = models.DateTimeField(null=True, blank=True)
     replication_error = models.TextField(blank=True)
+    # The sync format of the change sets applied so far. A primary writing a newer one
+    # sends everything once (failover.compat.needs_full): the older format left things out.
+    sync_format = models.PositiveSmallIntegerField(default=2)
 
     def __str__(self) -> str:
         return f"{self.generation}:{self.seq}"

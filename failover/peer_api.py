@@ -108,6 +108,10 @@ class SyncChangesSerializer(serializers.Serializer):
     )
     # What the backup reads (failover.compat); absent from the first releases.
     compat = serializers.DictField(required=False, allow_null=True, default=None)
+    # The sync format of what the backup has applied so far; absent from the first releases.
+    applied_format = serializers.IntegerField(
+        min_value=1, required=False, allow_null=True, default=None
+    )
 
 
 class SyncFileSerializer(serializers.Serializer):
@@ -141,6 +145,17 @@ class SyncChangesView(PeerAPIView):
         generation = str(data["generation"]) if data["generation"] else None
         # Every request for changes says how far the backup has applied: its acknowledgement.
         replication.note_ack(generation, data["since"])
+        sync_format = compat.format_to_send(data["compat"])
+        full = data["full"] or compat.needs_full(data["applied_format"], sync_format)
+        if data["follow"] and full:
+            return Response(
+                {
+                    "reason": "resync_needed",
+                    "detail": f"The backup holds data in sync format {data['applied_format']}, "
+                    f"which left out what format {sync_format} carries: it needs a full sync.",
+                },
+                status=status.HTTP_409_CONFLICT,
+            )
         if data["follow"]:
             try:
                 plan = replication.changes_for(
@@ -157,10 +172,10 @@ class SyncChangesView(PeerAPIView):
                     status=status.HTTP_409_CONFLICT,
                 )
         else:
-            plan = stream.Plan.make(generation, data["since"], data["full"])
+            plan = stream.Plan.make(generation, data["since"], full)
         seal_key = signing.stream_seal_key(request.auth.key, request.auth.nonce)
         return StreamingHttpResponse(
-            stream.sealed_stream(plan, seal_key, compat.format_to_send(data["compat"])),
+            stream.sealed_stream(plan, seal_key, sync_format),
             content_type="application/x-ndjson",
         )
 

@@ -6,7 +6,7 @@ import orjson
 import pytest
 from django.urls import reverse
 
-from appliance.models import ApiToken
+from appliance.models import ApiAccount, ApiToken
 from appliance.version import SOFTWARE_VERSION
 from failover import compat, readiness, relationship
 from failover.models import FailoverEvent, FailoverState, Role
@@ -242,14 +242,17 @@ def test_a_primary_refuses_to_stream_to_a_backup_that_cannot_read_it(settings):
     assert refused.json()["reason"] == "incompatible"
     assert "the backup reads formats 9 to 9" in refused.json()["detail"]
     # A backup of the first releases says nothing: it reads format 2, which this site
-    # writes for it, API tokens left out (format 2 carried the keys, kept here no more).
+    # writes for it, API tokens left out (format 2 carried the keys, kept here no more)
+    # and API accounts too (that release has no such table).
     ApiToken.issue(make_user("rita"))
+    ApiAccount.objects.create(name="monitor", secret_hash="x")
     answered = send(signed("POST", "/api/peer/v1/sync/changes", body))
     assert answered.status_code == 200
     streamed = b"".join(answered.streaming_content)
     assert b'"format":2' in streamed
     users = [orjson.loads(line) for line in streamed.splitlines() if b'"rita"' in line]
     assert len(users) == 1 and users[0][-1] is None
+    assert b"appliance.apiaccount" not in streamed and b'"monitor"' not in streamed
     newest = send(
         signed("POST", "/api/peer/v1/sync/changes", {**body, "compat": compat.announcement()})
     )
@@ -257,6 +260,42 @@ def test_a_primary_refuses_to_stream_to_a_backup_that_cannot_read_it(settings):
     assert f'"format":{compat.SYNC_FORMAT}'.encode() in streamed
     users = [orjson.loads(line) for line in streamed.splitlines() if b'"rita"' in line]
     assert len(users[0][-1][0]) == 64  # the digest
+    assert b'"model":"appliance.apiaccount"' in streamed and b'"monitor"' in streamed
+
+
+@pytest.mark.usefixtures("peer_redis")
+def test_a_backup_holding_an_older_formats_data_gets_everything_once(settings):
+    """Format 2 left API tokens out: a backup upgraded past it needs them, and an
+    incremental sync would send a user's only when that user changes again."""
+    settings.PEER_CLOCK_SKEW_SECONDS = 300
+    PreSharedKey.store(KEY, by="test")
+    paired_as(Role.PRIMARY)
+    ApiToken.issue(make_user("rita"))
+    first = send(signed("POST", "/api/peer/v1/sync/changes", {"generation": None, "since": None}))
+    header = orjson.loads(b"".join(first.streaming_content).splitlines()[0])
+    asked = {
+        "generation": header["generation"],
+        "since": header["upto"],
+        "compat": compat.announcement(),
+    }
+
+    def sent(**extra) -> bytes:
+        answer = send(signed("POST", "/api/peer/v1/sync/changes", {**asked, **extra}))
+        assert answer.status_code == 200, answer.content
+        return b"".join(answer.streaming_content)
+
+    # Up to date in this format: nothing to send.
+    assert b'"full":false' in sent(applied_format=compat.SYNC_FORMAT)
+    assert b'"rita"' not in sent(applied_format=compat.SYNC_FORMAT)
+    # Up to date in format 2: everything, once, in this format.
+    everything = sent(applied_format=2)
+    assert b'"full":true' in everything and b'"rita"' in everything
+    # Continuous replication cannot send everything: the backup is told to resync.
+    follow = {**asked, "applied_format": 2, "follow": True}
+    refused = send(signed("POST", "/api/peer/v1/sync/changes", follow))
+    assert refused.status_code == 409
+    assert refused.json()["reason"] == "resync_needed"
+    assert "holds data in sync format 2" in refused.json()["detail"]
 
 
 def receive_lines(tmp_path, *lines: dict) -> None:

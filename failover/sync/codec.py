@@ -154,6 +154,9 @@ class Synced:
     extras: tuple[str, ...]
     complete: Callable[[list[Row]], None]
     upsert: Callable[[list[Row], PermissionMap], None]
+    # The first sync format that carries this model: a backup reading an older one has no
+    # such table, and its stream leaves the model out.
+    since_format: int = 2
 
     @property
     def columns(self) -> list[str]:
@@ -444,6 +447,7 @@ SYNCED: tuple[Synced, ...] = (
         ("tokens",),
         _complete_api_accounts,
         _upsert_api_accounts,
+        since_format=3,
     ),
     Synced("appliance.report", Report, REPORT_FIELDS, (), _complete_reports, _upsert_reports),
 )

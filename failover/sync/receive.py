@@ -197,6 +197,7 @@ def request_body(cursor: SyncCursor, full: bool, **extra: object) -> dict[str, o
         "generation": str(cursor.generation) if cursor.generation else None,
         "since": cursor.seq if cursor.generation else None,
         "full": full,
+        "applied_format": cursor.sync_format if cursor.generation else None,
         # What this site reads: a primary that cannot write it refuses before sending.
         "compat": compat.announcement(),
         **extra,
@@ -608,6 +609,7 @@ def apply(received: Received, progress: Progress, *, files_follow: bool = False)
         now = timezone.now()
         cursor.generation = header["generation"]
         cursor.seq = header["upto"]
+        cursor.sync_format = header["format"]
         if header["full"]:
             cursor.last_full_at = now
         cursor.applied_at = cursor.contact_at = now

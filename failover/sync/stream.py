@@ -111,6 +111,8 @@ def lines(plan: Plan, sync_format: int | None = None) -> Iterator[tuple[bytes, i
     """
     sync_format = sync_format or SYNC_FORMAT
     for synced in SYNCED:
+        if sync_format < synced.since_format:
+            continue
         if sync_format < 3 and synced.label == "auth.user":
             # Format 2 carried API tokens as the keys themselves, which this site does
             # not keep (only their digests): a backup of that release gets none.
