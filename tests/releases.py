@@ -23,10 +23,11 @@ from pathlib import Path
 
 from tests.sites import ROOT
 
-# The release a pair upgrades from in tests/test_rolling_upgrade.py: the last commit before
-# sites announced what they speak (failover.compat), whose hello says nothing of it. Move
-# it forward to the last release when one is cut.
-PREVIOUS_RELEASE = "3766edc6f66ef17e9469dabf4d2fdf962ed9c728"
+# The release a pair upgrades from in tests/test_rolling_upgrade.py: the last commit on
+# main before sites announced what they speak (failover.compat), whose hello says nothing
+# of it, whose sync format is 2 and whose change log is numbered by id. Move it forward
+# to the last release when one is cut.
+PREVIOUS_RELEASE = "3b32af4f476f355336a9863afa8457fd5e2d0259"
 CACHE = ROOT / "var" / "releases"
 BUILD_TIMEOUT_SECONDS = 600
 
@@ -82,5 +83,11 @@ def _build(commit: str, folder: Path) -> None:
     (wheel,) = wheels.glob("appliance_failover-*.whl")
     with zipfile.ZipFile(wheel) as unpacking:
         unpacking.extractall(building)  # noqa: S202 - the wheel pip just built from git
+    # Releases before the wheel shipped the pages run as a checkout would: their own
+    # manage.py, templates/ and static/ beside the packages.
+    if not (building / "appliance" / "__main__.py").exists():
+        for name in ("templates", "static"):
+            shutil.copytree(source / name, building / name)
+        shutil.copy2(source / "manage.py", building / "manage.py")
     shutil.rmtree(source)
     building.rename(folder / "site")

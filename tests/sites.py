@@ -200,10 +200,12 @@ class Site:
     @property
     def _command(self) -> list[str]:
         """How to run a management command: this checkout's manage.py, or the release's
-        `python -m appliance` (run from the site's folder, so that this checkout, the
-        suite's working directory, does not shadow it)."""
+        own manage.py or `python -m appliance` (run from the site's folder, so that this
+        checkout, the suite's working directory, does not shadow it)."""
         if self.release is None:
             return [sys.executable, str(ROOT / "manage.py")]
+        if (self.release / "manage.py").exists():  # a release before `python -m appliance`
+            return [sys.executable, str(self.release / "manage.py")]
         return [sys.executable, "-m", "appliance"]
 
     @property
