@@ -639,16 +639,18 @@ def client_for(
     timeout: float | None = None,
     read_timeout: float | None = None,
     bootstrap: bool = False,
+    legacy: bool = False,
 ) -> PeerClient:
     """A client for the site at `address`, pinned to its fingerprint when one is given.
 
     With `bootstrap` it signs with the bootstrap key, which any site with the same
     pre-shared key accepts: for the calls that set up a pair's own key (Establish, rekey).
+    With `legacy`, the key of the releases before per-pair keys, which such a site accepts.
     """
     key = None
-    if bootstrap:
+    if bootstrap or legacy:
         try:
-            key = signing.PeerKey.bootstrap()
+            key = signing.PeerKey.bootstrap() if bootstrap else signing.PeerKey.stored_legacy()
         except signing.SignatureRefused as refusal:
             raise PeerError(refusal.detail, transient=False, reason="no_key") from None
     return PeerClient(

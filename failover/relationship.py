@@ -183,15 +183,18 @@ def establish(backup: PeerAddress, reverse: PeerAddress, actor: object) -> Failo
                 },
             )
     except PeerError as error:
+        refusal = _as_relationship_error(error)
+        if error.reason == "key_mismatch":
+            refusal = _earlier_release(backup) or refusal
         FailoverEvent.record(
             FailoverEvent.Kind.KEY_MISMATCH
-            if error.reason == "key_mismatch"
+            if refusal.reason == "key_mismatch"
             else FailoverEvent.Kind.ERROR,
-            f"Establish Relationship with {backup.display} failed: {error.message}",
+            f"Establish Relationship with {backup.display} failed: {refusal}",
             severity=FailoverEvent.Severity.DANGER,
             actor=actor,
         )
-        raise _as_relationship_error(error) from None
+        raise refusal from None
     with transaction.atomic():
         state.establish(
             Role.PRIMARY,
@@ -207,6 +210,24 @@ def establish(backup: PeerAddress, reverse: PeerAddress, actor: object) -> Failo
         state.record_peer_compatibility(str(hello.get("version") or ""), "")
         _record_established(state, actor)
     return state
+
+
+def _earlier_release(backup: PeerAddress) -> RelationshipError | None:
+    """Why a backup that refused the bootstrap key cannot pair, when it runs a release from
+    before per-pair keys: such a site accepts the key its releases derive, and says its
+    version. None when it does not answer to that key either (the keys differ)."""
+    try:
+        with peer.client_for(backup, legacy=True) as client:
+            hello = client.get(HELLO)
+    except PeerError:
+        return None
+    version = str(hello.get("version") if isinstance(hello, dict) else None)[:80]
+    return RelationshipError(
+        f"The site at {backup.display} runs {version}, a release from before this one that "
+        f"pairs only with its own version. Upgrade it to this site's version "
+        f"({SOFTWARE_VERSION}) first, then establish the relationship again.",
+        reason="incompatible",
+    )
 
 
 def _as_relationship_error(error: PeerError) -> RelationshipError:

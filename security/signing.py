@@ -159,10 +159,24 @@ class PeerKey:
         return cls.accepted()[-1]
 
     @classmethod
+    def stored_legacy(cls) -> PeerKey:
+        """The previous releases' key of this site's stored pre-shared key: what a site of
+        such a release signs with, whatever pair this site has."""
+        return cls.legacy(cls._stored_psk()[1])
+
+    @classmethod
     def accepted(cls) -> tuple[PeerKey, ...]:
         """The keys a request may be signed with: the pair's key first (or, without a salt,
         the previous releases' key), then the bootstrap key, which a peer setting up a new
         pair or salt uses."""
+        stored, psk = cls._stored_psk()
+        bootstrap = cls.from_psk(psk)
+        if stored.pair_salt and stored.pair_key_id:
+            return (cls.from_psk(psk, stored.pair_salt, stored.pair_key_id), bootstrap)
+        return (cls.legacy(psk), bootstrap)
+
+    @staticmethod
+    def _stored_psk() -> tuple[PreSharedKey, str]:
         stored = PreSharedKey.current()
         if stored is None:
             raise SignatureRefused(
@@ -171,13 +185,9 @@ class PeerKey:
                 "Management > Security.",
             )
         try:
-            psk = stored.reveal()
+            return stored, stored.reveal()
         except keys.KeyUnreadable as error:
             raise SignatureRefused(Reason.NO_KEY, str(error)) from None
-        bootstrap = cls.from_psk(psk)
-        if stored.pair_salt and stored.pair_key_id:
-            return (cls.from_psk(psk, stored.pair_salt, stored.pair_key_id), bootstrap)
-        return (cls.legacy(psk), bootstrap)
 
 
 @dataclass(frozen=True)

@@ -240,3 +240,31 @@ def test_a_pair_upgraded_one_site_at_a_time_keeps_every_write_and_a_primary(old_
         switchovers,
         writer.refused,
     )
+
+
+def test_establishing_with_a_site_of_the_release_before_says_to_upgrade_it(tmp_path):
+    """That release pairs only with its own version and knows no per-pair keys: it
+    refuses this site's first call as a key mismatch, which it is not."""
+    old = Site("upgrade-old", tmp_path, release=unpacked())
+    new = Site("upgrade-new", tmp_path)
+    try:
+        for site in (old, new):
+            site.launch()
+        for site in (old, new):
+            site.wait_ready()
+            site.manage("failover", "set-key", stdin=KEY + "\n")
+        refused = new.manage(
+            "failover", "establish",
+            "--backup-host", "127.0.0.1", "--backup-port", str(old.port),
+            "--reverse-host", "127.0.0.1", "--reverse-port", str(new.port),
+            check=False,
+        )  # fmt: skip
+        assert refused.returncode != 0
+        assert f"runs {version_of(unpacked())}, a release from before this one" in refused.stderr
+        assert f"Upgrade it to this site's version ({SOFTWARE_VERSION}) first" in refused.stderr
+        assert "key mismatch" not in refused.stderr
+        assert new.status()["role"] == "none"
+        assert old.status()["role"] == "none"
+    finally:
+        for site in (old, new):
+            site.destroy()
