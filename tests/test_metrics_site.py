@@ -33,11 +33,16 @@ def scrape(site: Site) -> dict[tuple[str, tuple], float]:
     }
 
 
-def login_pages(samples) -> float:
+# A path nothing else asks for: the suite's own readiness checks GET /login, and one of
+# them that timed out on a busy machine is still answered, and counted, later.
+UNKNOWN_PAGE = "/no-such-page-for-the-metrics-test"
+
+
+def unknown_pages(samples) -> float:
     return samples.get(
         (
             "appliance_http_requests_total",
-            (("method", "GET"), ("status", "200"), ("view", "login")),
+            (("method", "GET"), ("status", "404"), ("view", "unmatched")),
         ),
         0,
     )
@@ -58,13 +63,16 @@ def test_a_running_site_reports_its_role_and_live_processes(site):
 
 
 def test_requests_answered_by_every_web_worker_are_counted_together(site):
-    before = login_pages(scrape(site))
+    before = unknown_pages(scrape(site))
     for _ in range(REQUESTS):
-        assert site.get("/login") == 200
+        assert site.get(UNKNOWN_PAGE) == 404
     samples = scrape(site)
-    assert login_pages(samples) == before + REQUESTS
+    assert unknown_pages(samples) == before + REQUESTS
     latency = samples[
-        ("appliance_http_request_duration_seconds_count", (("method", "GET"), ("view", "login")))
+        (
+            "appliance_http_request_duration_seconds_count",
+            (("method", "GET"), ("view", "unmatched")),
+        )
     ]
     assert latency >= REQUESTS
 
