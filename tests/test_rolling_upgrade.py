@@ -167,6 +167,10 @@ def check(site: Site) -> dict[str, dict]:
     return {item["name"]: item for item in found}
 
 
+def latest_sync(site: Site) -> int:
+    return site.rows("SELECT MAX(id) FROM failover_syncrun")[0][0] or 0
+
+
 def latest_succeeded_sync(site: Site) -> int:
     found = site.rows("SELECT MAX(id) FROM failover_syncrun WHERE status = 'succeeded'")
     return found[0][0] or 0
@@ -210,15 +214,19 @@ def test_a_pair_upgraded_one_site_at_a_time_keeps_every_write_and_a_primary(old_
         assert wait_until(lambda: writer.written() - names(b) == set(), timeout=60)
 
         # 4. Upgrade the old primary; both now run this code.
+        upgraded_after = latest_sync(a)
         a.upgrade()
         assert a.cli_status()["version"] == SOFTWARE_VERSION
         assert wait_until(lambda: check(a)["version"]["detail"].startswith("Both run"), 120)
         # The client's API token comes back with this sync: while it ran the release
         # before, the new primary sent it no tokens (format 2 carried keys, which this
         # release no longer keeps), and now they travel as digests. Its data came in
-        # format 2, so the primary sends everything once.
+        # format 2, so the primary sends everything once: to this sync, or to the full
+        # resync that continuous replication asked for first.
         synced = a.manage("failover", "sync-now", "--wait", "--timeout", "300")
-        assert "succeeded" in synced.stdout and "(full)" in synced.stdout, synced.stdout
+        assert "succeeded" in synced.stdout, synced.stdout + synced.stderr
+        full_since = "WHERE id > %s AND status = 'succeeded' AND full = %s"
+        assert a.count("failover_syncrun", full_since, (upgraded_after, True)) >= 1
         digest = hashlib.sha256(TOKEN.encode()).hexdigest()
         assert a.count("appliance_apitoken", "WHERE digest = %s", (digest,)) == 1
 
