@@ -34,7 +34,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -515,6 +515,37 @@ class Site:
 
             with psycopg.connect(self._admin_url, autocommit=True) as connection:
                 connection.execute(f'DROP DATABASE IF EXISTS "{self._database}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def shared_ip_pair(tmp_path_factory: Any, key: str, shared: str) -> Iterator[tuple[Site, Site]]:
+    """Two running sites paired (site-a primary) with `shared` enabled on the recording
+    driver, polling their peer every second; destroyed afterwards."""
+    started: list[Site] = []
+    try:
+        for name in ("site-a", "site-b"):
+            site = Site(
+                name,
+                tmp_path_factory.mktemp(name),
+                SHARED_IP_DRIVER="recording",
+                PEER_CHECK_SECONDS="1",
+            )
+            site.manage("failover", "set-key", stdin=key + "\n")
+            site.shell(
+                "from failover.models import SharedIP\n"
+                f"SharedIP(enabled=True, address={shared!r}, interface='lo').save()"
+            )
+            started.append(site.start())
+        first, second = started
+        first.manage(
+            "failover", "establish",
+            "--backup-host", "127.0.0.1", "--backup-port", str(second.port),
+            "--reverse-host", "127.0.0.1", "--reverse-port", str(first.port),
+        )  # fmt: skip
+        yield first, second
+    finally:
+        for site in started:
+            site.destroy()
 
 
 def csrf_token(page: str) -> str:

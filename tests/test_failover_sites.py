@@ -11,7 +11,7 @@ import socket
 
 import pytest
 
-from tests.sites import Site, wait_until
+from tests.sites import Site, shared_ip_pair, wait_until
 
 pytestmark = pytest.mark.processes
 KEY = "failover sites shared key 01"
@@ -30,29 +30,8 @@ def outside():
 @pytest.fixture(scope="module")
 def sites(tmp_path_factory):
     """One pair for the module; each test starts from the roles the last one left."""
-    started = []
-    for name in ("site-a", "site-b"):
-        site = Site(
-            name,
-            tmp_path_factory.mktemp(name),
-            SHARED_IP_DRIVER="recording",
-            PEER_CHECK_SECONDS="1",
-        )
-        site.manage("failover", "set-key", stdin=KEY + "\n")
-        site.shell(
-            "from failover.models import SharedIP\n"
-            f"SharedIP(enabled=True, address={SHARED!r}, interface='lo').save()"
-        )
-        started.append(site.start())
-    first, second = started
-    first.manage(
-        "failover", "establish",
-        "--backup-host", "127.0.0.1", "--backup-port", str(second.port),
-        "--reverse-host", "127.0.0.1", "--reverse-port", str(first.port),
-    )  # fmt: skip
-    yield first, second
-    for site in started:
-        site.destroy()
+    with shared_ip_pair(tmp_path_factory, KEY, SHARED) as pair:
+        yield pair
 
 
 @pytest.fixture
