@@ -49,7 +49,9 @@ def ready_for_a_trial(lab: Lab) -> tuple[str, str]:
     """Both sites up, one primary holding the address, the backup following it in step."""
     for site in SITES:
         if lab.sites[site].process is None:
-            lab.power_on(site)
+            lab.power_on(site, wait=False)
+    for site in SITES:
+        lab.sites[site].wait_ready(timeout=180)
     assert wait_until(lambda: len(lab.holders()) == 1 and in_step(lab), 300), (
         f"holders {lab.holders()}, roles {[lab.stored_role(s) for s in SITES]}"
     )
@@ -68,9 +70,12 @@ def writing(lab: Lab, token: str) -> Iterator:
             powered_off_at = time.time()
             lab.power_off(primary)
             assert wait_until(lambda: lab.holders() == {backup}, TIMEOUT + 180), lab.holders()
-            # The client reaches the new primary and goes on writing.
+            # The old primary's machine reboots while the client reaches the new primary
+            # and goes on writing: it must come back as backup, never claiming the address.
+            lab.power_on(primary, wait=False)
             at_takeover = len(tagged(lab, backup, tag))
             assert wait_until(lambda: len(tagged(lab, backup, tag)) >= at_takeover + 20, 120)
+            assert lab.holders() == {backup}, "the rebooted old primary claimed the address"
         finally:
             writer.stdin.close()
             summary = json.loads(writer.stdout.read().strip().splitlines()[-1])
