@@ -201,11 +201,13 @@ def step_worker_until(
     *,
     step: float = 0.02,
     steps: int = 3000,
+    pause: float = 0.0,
 ) -> dict[str, Any] | None:
     """Freeze the worker, then let it run in slices of `step` seconds until the run's
     published progress satisfies `reached`; the worker is left frozen. The progress it
     returns is the one that satisfied `reached` (None: the run ended first, or never got
-    there in `steps` slices)."""
+    there in `steps` slices). With `pause` the worker stays frozen that long between
+    slices: as long as progress's own interval, every slice publishes what it did."""
     pid = worker_pid(site)
     assert pid, f"no worker in the site's log:\n{site.log()}"
     os.killpg(pid, signal.SIGSTOP)
@@ -215,6 +217,7 @@ def step_worker_until(
             return seen
         if finished(site.sync_run(run_id)):
             return None
+        time.sleep(pause)
         os.killpg(pid, signal.SIGCONT)
         time.sleep(step)
         os.killpg(pid, signal.SIGSTOP)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from failover.sync import runs
+from failover.sync import progress, runs
 from tests.proxy import FaultyProxy
 from tests.sites import Site, wait_until
 from tests.syncing import (
@@ -43,9 +43,9 @@ KEY = "sync faults test shared key 01"
 CHANGES = "/api/peer/v1/sync/changes"
 FILE = "/api/peer/v1/sync/file"
 REPORTS = 4000
-# More reports, on the primary only, so that applying a full sync lasts a second or two
-# (the apply publishes its progress every half second; the test must see it mid-way).
-APPLY_BALLAST = 60_000
+# More reports, on the primary only, so that applying a full sync takes several batches
+# (the test must catch it between two of them).
+APPLY_BALLAST = 10_000
 _seeds = itertools.count(100)
 
 
@@ -250,14 +250,19 @@ def test_a_worker_killed_while_applying_leaves_the_backup_unchanged(pair):
     # Part-way: the wipe and at least one batch written in the transaction, not all of
     # them. The worker is frozen before the sync is asked for and let go in short steps,
     # so a slow test cannot miss the moment (on a busy machine the request's own process
-    # took longer to exit than the whole sync took to run).
+    # took longer to exit than the whole sync took to run). Once it applies, it stays
+    # frozen for progress's interval between steps, so each step publishes its count.
     with stopped_worker(backup):
         run_id = request_sync(backup, full=True)
+        started = step_worker_until(
+            backup, run_id, lambda seen: seen["phase"] == "applying", steps=20_000
+        )
+        assert started, f"sync #{run_id} never started applying: {backup.sync_run(run_id)}"
         applying = step_worker_until(
             backup,
             run_id,
             lambda seen: seen["phase"] == "applying" and 0 < seen["records"] < seen["expected"],
-            steps=20_000,
+            pause=progress.MIN_INTERVAL,
         )
         assert applying, f"never saw sync #{run_id} part-way through applying"
         with frozen_pulse(backup, run_id):
