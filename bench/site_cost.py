@@ -2,17 +2,19 @@
 
     .venv/bin/python bench/site_cost.py [--rounds 3] [--idle-seconds 20]
 
-The multi-site tests start hundreds of real sites (tests/sites.py: `manage.py runsite`
-over TLS, with gunicorn, three Celery workers, beat and an embedded Redis) and run
-hundreds of management commands against them. Each step below is timed on the wall
-clock and in CPU: the machine's non-idle time (the `cpu` line of /proc/stat) over the
-step, so run it on an otherwise idle machine. Prints each step's median over the rounds.
+The multi-site tests start real sites (tests/sites.py: `manage.py runsite` over TLS,
+with gunicorn, three Celery workers, beat and an embedded Redis), one after another,
+and run management commands against them to set them up and read their state. Each
+step below is timed on the wall clock and in CPU: the machine's non-idle time (the `cpu`
+line of /proc/stat) over the step, so run it on an otherwise idle machine. Prints each
+step's median over the rounds.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -77,11 +79,14 @@ def main() -> None:
     results: Results = {}
     base = Path(tempfile.mkdtemp(prefix="site-cost-"))
     ca = make_ca(base)
-    # The first site of a process migrates the template database that later ones copy.
-    Site("warm-up", base, ca=ca)
-    for round_ in range(args.rounds):
-        say(f"round {round_ + 1} of {args.rounds}")
-        one_round(f"site-{round_}", base, ca, args.idle_seconds, results)
+    try:
+        # The first site of a process migrates the template database that later ones copy.
+        Site("warm-up", base, ca=ca)
+        for round_ in range(args.rounds):
+            say(f"round {round_ + 1} of {args.rounds}")
+            one_round(f"site-{round_}", base, ca, args.idle_seconds, results)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
     print(f"\n{'step':<56} {'wall (s)':>9} {'CPU (s)':>9}")
     for name, samples in results.items():
         wall = statistics.median(s[0] for s in samples)
