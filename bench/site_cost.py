@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from harness import machine, say
+from harness import SYNCED, machine, say
 
 from tests.certs import Certificate, make_ca
 from tests.sites import Site
@@ -42,7 +42,6 @@ def measured(step: Callable[[], object]) -> tuple[float, float]:
     return time.monotonic() - wall, busy_seconds() - cpu
 
 
-SYNCED = ("auth.group", "auth.user", "appliance.sitesettings", "appliance.report")
 Results = dict[str, list[tuple[float, float]]]
 
 
@@ -52,10 +51,7 @@ def one_round(
     def note(step_name: str, step: Callable[[], object]) -> None:
         results.setdefault(step_name, []).append(measured(step))
 
-    made: list[Site] = []
-    note("a site's files (certificate, database copied)",
-         lambda: made.append(Site(name, base, ca=ca)))  # fmt: skip
-    site = made[0]
+    site = Site(name, base, ca=ca)
     try:
         note("start until /login answers", site.start)
         status = ("failover", "status", "--json")
