@@ -57,7 +57,10 @@ def one_round(
         status = ("failover", "status", "--json")
         note("manage.py " + " ".join(status), lambda: site.manage(*status))
         note("manage.py shell -c (one line)", lambda: site.shell("print(1)"))
-        note("manage.py dumpdata of the synced models (no reports)", lambda: site.dump(*SYNCED))
+        note(
+            "manage.py dumpdata of the synced models (no reports)",
+            lambda: site.manage("dumpdata", *SYNCED, "--natural-foreign"),
+        )
         time.sleep(2)  # the start's last stragglers (first beat, first polls)
         wall, cpu = measured(lambda: time.sleep(idle_seconds))
         results.setdefault("idle, per second", []).append((1.0, cpu / wall))

@@ -413,9 +413,55 @@ class Site:
         return self.manage("shell", "--no-imports", "-c", code).stdout
 
     def dump(self, *labels: str) -> list[dict[str, Any]]:
-        """The site's rows of `labels`, natural keys for relations, sorted for comparison."""
-        rows = json.loads(self.manage("dumpdata", *labels, "--natural-foreign").stdout)
-        return sorted(rows, key=lambda row: (row["model"], str(row["pk"])))
+        """The site's rows of the models `labels` ("auth.user"), in the shape of `dumpdata
+        --natural-foreign`, sorted for comparison; read from its database in this process.
+
+        Each value goes through its model field's `to_python`, so that two sites on
+        the same database engine compare equal when they hold the same data. Many-to-many
+        relations are lists of the related rows' natural keys, sorted.
+        """
+        from django.apps import apps
+
+        found = []
+        for label in labels:
+            model = apps.get_model(label)
+            fields = model._meta.concrete_fields
+            columns = ", ".join(f'"{field.column}"' for field in fields)
+            related = {field.name: self._natural_keys(field) for field in model._meta.many_to_many}
+            for row in self.rows(f'SELECT {columns} FROM "{model._meta.db_table}"'):
+                values = {
+                    field.attname: field.to_python(value)
+                    for field, value in zip(fields, row, strict=True)
+                }
+                pk = values.pop(model._meta.pk.attname)
+                for name, keys in related.items():
+                    values[name] = sorted(keys.get(pk, []))
+                found.append({"model": label, "pk": pk, "fields": values})
+        return sorted(found, key=lambda row: (row["model"], str(row["pk"])))
+
+    # How `dump` names a related row: the natural key Django gives the model.
+    NATURAL_KEYS = {
+        "auth.group": "SELECT id, name FROM auth_group",
+        "auth.permission": (
+            "SELECT p.id, p.codename, t.app_label, t.model FROM auth_permission p "
+            "JOIN django_content_type t ON t.id = p.content_type_id"
+        ),
+    }
+
+    def _natural_keys(self, field: Any) -> dict[Any, list[list[Any]]]:
+        """For a many-to-many field: each row's related natural keys, by the row's pk."""
+        target = field.related_model._meta.label_lower
+        if target not in self.NATURAL_KEYS:
+            raise ValueError(f"no natural key known for {target}; add it to Site.NATURAL_KEYS")
+        names = {row[0]: list(row[1:]) for row in self.rows(self.NATURAL_KEYS[target])}
+        through = field.remote_field.through._meta.db_table
+        pairs = self.rows(
+            f'SELECT "{field.m2m_column_name()}", "{field.m2m_reverse_name()}" FROM "{through}"'
+        )
+        keys: dict[Any, list[list[Any]]] = {}
+        for owner, other in pairs:
+            keys.setdefault(owner, []).append(names[other])
+        return keys
 
     def login(self, username: str, password: str) -> bool:
         """Log in through /login as a browser would (CSRF cookie and token); True on success."""

@@ -86,8 +86,13 @@ def settings_pair(tmp_path_factory, ca):
 
 @pytest.fixture
 def pair(settings_pair):
+    """The shared pair; afterwards, a site whose settings the test changed gets them back."""
+    saved = ("failover.backupsettings", "failover.sharedip")
+    before = [site.dump(*saved) for site in settings_pair]
     yield settings_pair
-    for site in settings_pair:
+    for site, settings in zip(settings_pair, before, strict=True):
+        if site.dump(*saved) == settings:
+            continue
         site.shell(
             "from failover.models import BackupSettings, SharedIP\n"
             "from failover import schedule\n"
@@ -121,21 +126,22 @@ def open_failover(page, site: Site) -> None:
 
 
 def failover_settings(site: Site) -> dict:
-    """What the site has saved for automatic failover, read from its database."""
-    return json.loads(
-        site.shell(
-            "import json\nfrom failover.models import BackupSettings\n"
-            "s = BackupSettings.load()\n"
-            f"print(json.dumps({{f: getattr(s, f) for f in {FAILOVER_FIELDS!r}}}))"
-        )
-    )
+    """What the site has saved for automatic failover, read from its database (the
+    model's defaults while nothing is saved, as `BackupSettings.load()` gives them)."""
+    from failover.models import BackupSettings
+
+    saved = site.dump("failover.backupsettings")
+    values = saved[0]["fields"] if saved else {}
+    return {
+        name: values.get(name, BackupSettings._meta.get_field(name).get_default())
+        for name in FAILOVER_FIELDS
+    }
 
 
 def holds(site: Site) -> bool:
-    return (
-        site.shell("from failover import shared_ip; print(shared_ip.holds_shared_ip())").strip()
-        == "True"
-    )
+    """Whether the site holds the shared address: the recording driver's file, which
+    holds only the one address both sites share."""
+    return bool(site.recorded_shared_ips())
 
 
 def settings_form(page):
