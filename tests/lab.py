@@ -228,16 +228,16 @@ class Lab:
                 PEER_CA_BUNDLE="",
                 **{**LAB_SITE_ENV, **env},
             )
-            if key:
-                site.manage("failover", "set-key", stdin=KEY + "\n")
-            site.manage("ensureadmin", "admin", stdin=ADMIN_PASSWORD + "\n")
-            site.shell(
-                "from failover.models import SharedIP\n"
-                f"SharedIP(enabled=True, address={SHARED!r}, "
-                f"address6={SHARED6 if self.ipv6 else ''!r}, interface='eth0').save()"
+            site.prepare(
+                key=KEY if key else None,
+                admin_password=ADMIN_PASSWORD,
+                python=(
+                    "from failover.models import SharedIP\n"
+                    f"SharedIP(enabled=True, address={SHARED!r}, "
+                    f"address6={SHARED6 if self.ipv6 else ''!r}, interface='eth0').save()\n"
+                    + (self._dns_swing(role) if self.dns is not None else "")
+                ),
             )
-            if self.dns is not None:
-                self._configure_dns(site, role)
             if self.hooks:
                 self._install_hooks(site)
             self.sites[role] = site
@@ -246,9 +246,10 @@ class Lab:
         for site in self.sites.values():
             site.wait_ready(timeout=180)
 
-    def _configure_dns(self, site: Site, role: str) -> None:
-        """The DNS swing: the name points at this site's own addresses when it is primary."""
-        site.shell(
+    def _dns_swing(self, role: str) -> str:
+        """The DNS swing, as code for the site's shell: the name points at this site's own
+        addresses when it is primary."""
+        return (
             "from failover.models import DNSSwing\n"
             f"s = DNSSwing(enabled=True, server={address('outside')!r}, port=53, zone={ZONE!r}, "
             f"name={NAME!r}, ttl=30, key_name={KEY_NAME!r}, algorithm={ALGORITHM!r}, "

@@ -24,16 +24,20 @@ def pair(tmp_path_factory) -> Iterator[tuple[Site, Site]]:
     primary = Site("primary", base)
     backup = Site("backup", base)
     for site in (primary, backup):
-        site.manage("failover", "set-key", stdin=KEY + "\n")
         # Syncs on request only: each test asks for the one it watches.
-        site.shell(
-            "from failover.models import BackupSettings\n"
-            "s = BackupSettings.load(); s.sync_interval = 'daily'; s.save()"
+        site.prepare(
+            key=KEY,
+            python=(
+                "from failover.models import BackupSettings\n"
+                "s = BackupSettings.load(); s.sync_interval = 'daily'; s.save()\n"
+            )
+            + (
+                "from appliance.models import SiteSettings\n"
+                "s = SiteSettings.load(); s.site_name = 'Acme Support'; s.save()"
+                if site is primary
+                else ""
+            ),
         )
-    primary.shell(
-        "from appliance.models import SiteSettings\n"
-        "s = SiteSettings.load(); s.site_name = 'Acme Support'; s.save()"
-    )
     try:
         for site in (primary, backup):
             site.start()

@@ -29,13 +29,15 @@ def pair(tmp_path_factory) -> Iterator[tuple[Site, Site]]:
     base = tmp_path_factory.mktemp("replication")
     primary = Site("primary", base, PEER_CHECK_SECONDS="1")
     backup = Site("backup", base, PEER_CHECK_SECONDS="1")
-    for site in (primary, backup):
-        site.manage("failover", "set-key", stdin=KEY + "\n")
-    primary.shell(
-        "from django.contrib.auth.models import User\n"
-        "from appliance.models import ApiToken\n"
-        "admin = User.objects.create_superuser('writer', 'w@example.com', 'long password 12')\n"
-        f"ApiToken.objects.create(user=admin, digest=ApiToken.digest_of({TOKEN!r}))"
+    backup.prepare(key=KEY)
+    primary.prepare(
+        key=KEY,
+        python=(
+            "from django.contrib.auth.models import User\n"
+            "from appliance.models import ApiToken\n"
+            "admin = User.objects.create_superuser('writer', 'w@example.com', 'long password 12')\n"
+            f"ApiToken.objects.create(user=admin, digest=ApiToken.digest_of({TOKEN!r}))"
+        ),
     )
     primary.generate_reports(200, "--seed", "5", "--with-recordings", "2")
     try:

@@ -61,14 +61,16 @@ def pair(tmp_path_factory) -> Iterator[Pair]:
     base = tmp_path_factory.mktemp("sync-faults")
     # Plain HTTP (no ca=): the proxy must see the bytes it damages.
     primary, backup = Site("primary", base), Site("backup", base)
-    for site in (primary, backup):
-        site.manage("failover", "set-key", stdin=KEY + "\n")
-    primary.generate_reports(REPORTS, "--seed", "11", "--with-recordings", "4")
+    primary.prepare(key=KEY)
     # Only the tests start syncs: no scheduled one may wander into a fault.
-    backup.shell(
-        "from failover.models import BackupSettings\n"
-        "s = BackupSettings.load(); s.enable_backup_operations = False; s.save()"
+    backup.prepare(
+        key=KEY,
+        python=(
+            "from failover.models import BackupSettings\n"
+            "s = BackupSettings.load(); s.enable_backup_operations = False; s.save()"
+        ),
     )
+    primary.generate_reports(REPORTS, "--seed", "11", "--with-recordings", "4")
     with FaultyProxy(primary.port) as proxy:
         try:
             for site in (primary, backup):
@@ -97,8 +99,9 @@ def no_faults_afterwards(pair: Pair) -> Iterator[None]:
 def change_the_primary(primary: Site) -> None:
     """Creates (two with recordings), an update, a delete and a new user on the primary."""
     seed = next(_seeds)
-    primary.generate_reports(30, "--seed", str(seed), "--with-recordings", "2")
     primary.shell(
+        "from django.core.management import call_command\n"
+        f"call_command('generate_reports', '30', '--seed', '{seed}', '--with-recordings', '2')\n"
         "from django.contrib.auth.models import User\n"
         "from appliance.models import Report\n"
         "first, second = Report.objects.order_by('id')[:2]\n"

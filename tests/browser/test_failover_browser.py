@@ -49,13 +49,9 @@ def start_pair(base, ca, *, shared_ip: bool) -> tuple[Site, Site]:
                 name, base, ca=ca, PEER_CHECK_SECONDS="2", PEER_CA_BUNDLE="",
                 SHARED_IP_DRIVER="recording",
             )  # fmt: skip
-            site.manage("failover", "set-key", stdin=KEY + "\n")
-            site.manage("ensureadmin", "admin", stdin=ADMIN_PASSWORD + "\n")
-            if shared_ip:
-                site.shell(
-                    "from failover.models import SharedIP\n"
-                    f"SharedIP(enabled=True, address={SHARED!r}, interface='lo').save()"
-                )
+            site.prepare(
+                key=KEY, admin_password=ADMIN_PASSWORD, shared_ip=SHARED if shared_ip else None
+            )
             sites.append(site.start())
         primary, backup = sites
         primary.manage(

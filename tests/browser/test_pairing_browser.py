@@ -32,8 +32,7 @@ def sites(tmp_path_factory):
         for name in ("primary", "backup"):
             # No CA bundle: the primary pins the certificate the backup presents.
             site = Site(name, base, ca=ca, PEER_CHECK_SECONDS="2", PEER_CA_BUNDLE="")
-            site.manage("failover", "set-key", stdin=KEY + "\n")
-            site.manage("ensureadmin", "admin", stdin=ADMIN_PASSWORD + "\n")
+            site.prepare(key=KEY, admin_password=ADMIN_PASSWORD)
             started.append(site.start())
         yield started
     finally:

@@ -17,8 +17,7 @@ def pair(tmp_path_factory):
     base = tmp_path_factory.mktemp("browser-sync")
     primary, backup = Site("primary", base), Site("backup", base)
     for site in (primary, backup):
-        site.manage("failover", "set-key", stdin=KEY + "\n")
-        site.manage("ensureadmin", "admin", stdin=ADMIN_PASSWORD + "\n")
+        site.prepare(key=KEY, admin_password=ADMIN_PASSWORD)
     primary.generate_reports(3000, "--seed", "11")
     for site in (primary, backup):
         site.start()
