@@ -168,7 +168,7 @@ class Site:
             APPLIANCE_DATA_DIR=str(self.data_dir),
             APPLIANCE_NAME=name,
             ALLOWED_HOSTS=",".join(f"[{h}]" if ":" in h else h for h in hosts),
-            HEARTBEAT_SECONDS="1",
+            HEARTBEAT_SECONDS="5",
             DJANGO_SETTINGS_MODULE="appliance.settings",
         )
         if ca is not None:
