@@ -28,43 +28,46 @@ PASSWORD = "rita's long password 123"
 ISSUED: dict[str, str] = {}
 
 
+# The syncs on request and on a schedule (continuous replication has its own tests).
+HOURLY = (
+    "from failover.models import BackupSettings\n"
+    "s = BackupSettings.load(); s.sync_interval = 'hourly'; s.save()\n"
+)
+
+
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory):
     base = tmp_path_factory.mktemp("sync")
     ca = make_ca(base)
     primary = Site("primary", base, ca=ca)
     backup = Site("backup", base, ca=ca)
-    for site in (primary, backup):
-        site.manage("failover", "set-key", stdin=KEY + "\n")
-    # The primary holds data before the relationship exists (the seed's advice).
-    primary.manage("generate_reports", "300", "--seed", "3", "--with-recordings", "4")
-    primary.shell(
-        "from django.contrib.auth.models import Group, Permission, User\n"
-        "from appliance.models import SiteSettings\n"
-        "group = Group.objects.create(name='Tier 2')\n"
-        "group.permissions.add(Permission.objects.get(codename='view_report'))\n"
-        "rita = User.objects.create_user('rita', 'rita@example.com', "
-        f"{PASSWORD!r}, first_name='Rita')\n"
-        "rita.groups.add(group)\n"
-        "settings = SiteSettings.load(); settings.site_name = 'Acme Support'; settings.save()\n"
-    )
-    # An administrator's API token, shown once: only its digest is kept, and synced.
-    primary.shell(
-        "from django.contrib.auth.models import User\n"
-        "User.objects.create_superuser('ops', 'ops@example.com', 'ops long password 123')\n"
+    # The primary holds data before the relationship exists (the seed's advice), and an
+    # administrator whose API token is shown once: only its digest is kept, and synced.
+    primary.prepare(
+        key=KEY,
+        python=(
+            "call_command('generate_reports', '300', '--seed', '3', '--with-recordings', '4')\n"
+            "from django.contrib.auth.models import Group, Permission, User\n"
+            "from appliance.models import SiteSettings\n"
+            "group = Group.objects.create(name='Tier 2')\n"
+            "group.permissions.add(Permission.objects.get(codename='view_report'))\n"
+            "rita = User.objects.create_user('rita', 'rita@example.com', "
+            f"{PASSWORD!r}, first_name='Rita')\n"
+            "rita.groups.add(group)\n"
+            "settings = SiteSettings.load(); settings.site_name = 'Acme Support'; settings.save()\n"
+            "User.objects.create_superuser('ops', 'ops@example.com', 'ops long password 123')\n"
+            + HOURLY
+        ),
     )
     token = primary.manage("api_token", "ops").stdout.strip()
-    backup.shell(
-        "from appliance.models import Report\n"
-        "Report.objects.create(representative='x', customer_name='stale', "
-        "started_at='2020-01-01T00:00:00Z', outcome='resolved')\n"
+    backup.prepare(
+        key=KEY,
+        python=(
+            "from appliance.models import Report\n"
+            "Report.objects.create(representative='x', customer_name='stale', "
+            "started_at='2020-01-01T00:00:00Z', outcome='resolved')\n" + HOURLY
+        ),
     )
-    # The syncs on request and on a schedule (continuous replication has its own tests).
-    for site in (primary, backup):
-        site.shell(
-            "from failover.models import BackupSettings\n"
-            "s = BackupSettings.load(); s.sync_interval = 'hourly'; s.save()"
-        )
     for site in (primary, backup):
         site.start()
     primary.manage(
