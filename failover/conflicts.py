@@ -38,7 +38,7 @@ def fix_conflict(actor: object) -> str:
                 )
                 if raise_epoch:
                     roles.promote(
-                        "Fix This Error: this site wins by the rules.", actor, at_least=epoch - 1
+                        "Fix This Error: this site wins by the rules.", actor, agreed=epoch
                     )
                 epoch = FailoverState.load().epoch
                 return f"This site is primary (epoch {epoch}); {state.peer_name} is backup."

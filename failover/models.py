@@ -167,9 +167,15 @@ class FailoverState(models.Model):
             peer_error="",
         )
 
-    def promote(self, *, at_least: int = 0) -> None:
-        """Become primary with an epoch above every one seen (own, peer's, `at_least`)."""
-        epoch = max(self.epoch, self.peer_epoch or 0, at_least) + 1
+    def promote(self, *, agreed: int = 0) -> None:
+        """Become primary with an epoch above every one seen (own and peer's).
+
+        `agreed`: the epoch the peer has just yielded under (Fix This Error). This
+        site takes that very epoch, even when a peer check has seen the peer at it
+        in between, unless it has seen a higher one.
+        """
+        seen = max(self.epoch, self.peer_epoch or 0)
+        epoch = agreed if agreed > self.epoch and agreed >= seen else seen + 1
         self._compare_and_set(
             role=Role.PRIMARY,
             epoch=epoch,

@@ -45,18 +45,18 @@ def promote(
     *,
     kind: str = FailoverEvent.Kind.ROLE_CHANGED,
     peer_checked: bool = False,
-    at_least: int = 0,
+    agreed: int = 0,
 ) -> None:
     """This site becomes primary (epoch + 1); the shared IP follows.
 
     `peer_checked`: the caller has just found the peer unreachable (the monitor),
     so the claim of the address does not wait to ask it again. The new epoch is
-    above every one seen and above `at_least`.
+    above every one seen, or `agreed`: the epoch the peer has just yielded under.
     """
     with transaction.atomic():
         state = FailoverState.load()
         was = state.role
-        state.promote(at_least=at_least)
+        state.promote(agreed=agreed)
         message = (
             f"{settings.APPLIANCE_NAME} became primary (was {was}, epoch {state.epoch}): {reason}"
         )

@@ -153,6 +153,45 @@ def test_fix_this_error_tells_the_loser_before_the_winner_raises_its_epoch(monke
     assert said == f"This site is primary (epoch {before + 1}); site-b is backup."
 
 
+def test_the_winner_takes_the_epoch_the_loser_yielded_under_though_a_check_saw_it(
+    monkeypatch,
+):
+    """A peer check may run between the loser's yield and the winner's promotion, and see
+    the loser backup at the new epoch: the winner still takes that epoch, not the next."""
+    paired(Role.PRIMARY)
+    before = FailoverState.load().epoch
+    peer = ConflictingPeer()
+
+    def yields_and_is_checked(path, payload):
+        ConflictingPeer.post(peer, path, payload)
+        FailoverState.load().record_peer_check(
+            reachable=True, role=Role.BACKUP, epoch=payload["epoch"]
+        )
+        return {}
+
+    peer.post = yields_and_is_checked
+    monkeypatch.setattr("failover.peer.client_for_state", lambda *a, **k: peer)
+    monkeypatch.setattr("failover.shared_ip.holds_shared_ip", lambda: True)
+
+    said = conflict_rules.fix_conflict("admin")
+
+    state = FailoverState.load()
+    assert (state.role, state.epoch, state.peer_epoch) == (Role.PRIMARY, before + 1, before + 1)
+    assert said == f"This site is primary (epoch {before + 1}); site-b is backup."
+
+
+def test_a_promotion_agreed_below_an_epoch_already_seen_goes_above_it():
+    """Had the peer been seen at a higher epoch than the one agreed, the agreed one
+    would not be above every epoch seen: the site goes above the highest instead."""
+    paired(Role.BACKUP)
+    state = FailoverState.load()
+    state.record_peer_check(reachable=True, role=Role.BACKUP, epoch=state.epoch + 5)
+
+    roles.promote("test", "admin", agreed=state.epoch + 1)
+
+    assert FailoverState.load().epoch == state.epoch + 6
+
+
 @pytest.mark.usefixtures("peer_redis")
 def test_a_repeated_yield_is_answered_as_done_not_refused(settings):
     """The winner's request may be retried after the loser already yielded."""
