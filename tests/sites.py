@@ -619,7 +619,7 @@ class Site:
 @contextlib.contextmanager
 def shared_ip_pair(tmp_path_factory: Any, key: str, shared: str) -> Iterator[tuple[Site, Site]]:
     """Two running sites paired (site-a primary) with `shared` enabled on the recording
-    driver, polling their peer every second; destroyed afterwards."""
+    driver, checking their peer every two seconds; destroyed afterwards."""
     started: list[Site] = []
     try:
         for name in ("site-a", "site-b"):
@@ -627,7 +627,7 @@ def shared_ip_pair(tmp_path_factory: Any, key: str, shared: str) -> Iterator[tup
                 name,
                 tmp_path_factory.mktemp(name),
                 SHARED_IP_DRIVER="recording",
-                PEER_CHECK_SECONDS="1",
+                PEER_CHECK_SECONDS="2",
             )
             site.prepare(key=key, shared_ip=shared)
             started.append(site.start())

@@ -25,7 +25,7 @@ def sites(tmp_path_factory, ca):
     base = tmp_path_factory.mktemp("pair")
     started = []
     for name in ("primary", "backup"):
-        site = Site(name, base, ca=ca, PEER_CHECK_SECONDS="1", PEER_CA_BUNDLE="")
+        site = Site(name, base, ca=ca, PEER_CHECK_SECONDS="2", PEER_CA_BUNDLE="")
         site.manage("failover", "set-key", stdin=KEY + "\n")
         started.append(site.start())
     yield started

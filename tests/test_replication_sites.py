@@ -27,8 +27,8 @@ _names = itertools.count()
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory) -> Iterator[tuple[Site, Site]]:
     base = tmp_path_factory.mktemp("replication")
-    primary = Site("primary", base, PEER_CHECK_SECONDS="1")
-    backup = Site("backup", base, PEER_CHECK_SECONDS="1")
+    primary = Site("primary", base, PEER_CHECK_SECONDS="2")
+    backup = Site("backup", base, PEER_CHECK_SECONDS="2")
     backup.prepare(key=KEY)
     primary.prepare(
         key=KEY,

@@ -104,7 +104,7 @@ def old_pair(tmp_path):
     """Two sites of the previous release, paired (the first primary) and synced."""
     release = unpacked()
     sites = [
-        Site(name, tmp_path, release=release, PEER_CHECK_SECONDS="1")
+        Site(name, tmp_path, release=release, PEER_CHECK_SECONDS="2")
         for name in ("upgrade-a", "upgrade-b")
     ]
     try:
