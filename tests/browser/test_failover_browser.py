@@ -106,6 +106,16 @@ def fresh_pair(tmp_path, ca):
         site.destroy()
 
 
+@pytest.fixture(scope="module")
+def conflict_pair(tmp_path_factory, ca):
+    """One pair for the conflict tests. Each makes the backup claim the primary role
+    behind the primary's back, and each fixes it: the pair ends primary and backup again."""
+    primary, backup = start_pair(tmp_path_factory.mktemp("conflict-pair"), ca, shared_ip=True)
+    yield primary, backup
+    for site in (primary, backup):
+        site.destroy()
+
+
 @pytest.fixture
 def closed_port():
     """127.0.0.1:<port> that refuses connections: bound (so no one else takes it), not listening."""
@@ -383,21 +393,35 @@ def test_become_primary_with_a_final_sync_swaps_the_roles_on_both_sites(new_page
 # Conflicts --------------------------------------------------------------------------------
 
 
-def claim_primary_behind_the_peers_back(primary: Site, backup: Site) -> None:
+def claim_primary_behind_the_peers_back(primary: Site, backup: Site, *, seed: int) -> None:
     """Both sites primary at the same epoch, as after a split brain the epochs cannot settle.
 
     The backup is stopped, made primary in its own database at the epoch it shares with
-    the primary, given reports of its own, and started again: each site then sees the
-    other claim the primary role.
+    the primary, given reports of its own (from `seed`), and started again: each site
+    then sees the other claim the primary role.
     """
     assert wait_until(lambda: holds(primary), timeout=120)
+    assert backup.status()["epoch"] == primary.status()["epoch"]
     backup.stop()
     backup.shell(
         "from failover.models import FailoverState\n"
-        "FailoverState.objects.filter(pk=1).update(role='primary', peer_role='backup')"
+        "FailoverState.objects.filter(pk=1).update(role='primary', peer_role='backup')\n"
+        "from django.core.management import call_command\n"
+        f"call_command('generate_reports', '3', '--seed', '{seed}')"
     )
-    backup.manage("generate_reports", "3", "--seed", "99")
     backup.start()
+
+
+def exports(site: Site) -> set[str]:
+    """The names of the exports the site has written."""
+    folder = site.data_dir / "exports"
+    return {path.name for path in folder.glob("*.json")} if folder.is_dir() else set()
+
+
+def new_export(site: Site, before: set[str]) -> str:
+    """The one export of the site's data written since `before`."""
+    (name,) = (n for n in exports(site) - before if re.fullmatch(r"\d{8}-\d{6}-backup\.json", n))
+    return name
 
 
 def conflict_banner(page):
@@ -413,11 +437,12 @@ def reports(site: Site) -> set[str]:
 
 
 def test_fix_this_error_on_the_winning_site_makes_the_other_backup_and_offers_its_export(
-    new_page, fresh_pair
+    new_page, conflict_pair
 ):
-    primary, backup = fresh_pair
-    claim_primary_behind_the_peers_back(primary, backup)
+    primary, backup = conflict_pair
+    claim_primary_behind_the_peers_back(primary, backup, seed=98)
     backup_reports = reports(backup)
+    before = exports(backup)
     epoch = primary.status()["epoch"]
     page = new_page()
     open_failover(page, primary)
@@ -446,7 +471,7 @@ def test_fix_this_error_on_the_winning_site_makes_the_other_backup_and_offers_it
     open_failover(loser, backup)
     expect(conflict_banner(loser)).to_have_count(0)
     expect(loser.get_by_test_id("own-role")).to_have_text("Backup")
-    export = loser.get_by_role("link", name=re.compile(r"^\d{8}-\d{6}-backup\.json$"))
+    export = loser.get_by_role("link", name=new_export(backup, before), exact=True)
     with loser.expect_download() as download:
         export.click()
     rows = json.loads(Path(download.value.path()).read_text())
@@ -459,11 +484,12 @@ def test_fix_this_error_on_the_winning_site_makes_the_other_backup_and_offers_it
 
 
 def test_fix_this_error_on_the_losing_site_makes_it_backup_and_offers_its_own_export(
-    new_page, fresh_pair
+    new_page, conflict_pair
 ):
-    primary, backup = fresh_pair
-    claim_primary_behind_the_peers_back(primary, backup)
+    primary, backup = conflict_pair
+    claim_primary_behind_the_peers_back(primary, backup, seed=99)
     backup_reports = reports(backup)
+    before = exports(backup)
     page = new_page()
     open_failover(page, backup)
     wait_for_banner(page)
@@ -478,7 +504,7 @@ def test_fix_this_error_on_the_losing_site_makes_it_backup_and_offers_its_own_ex
     expect(page.get_by_test_id("own-role")).to_have_text("Backup")
     assert backup.status()["role"] == "backup"
     assert primary.status()["role"] == "primary"
-    export = page.get_by_role("link", name=re.compile(r"^\d{8}-\d{6}-backup\.json$"))
+    export = page.get_by_role("link", name=new_export(backup, before), exact=True)
     with page.expect_download() as download:
         export.click()
     rows = json.loads(Path(download.value.path()).read_text())
