@@ -9,6 +9,7 @@ on 127.0.0.1.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import socket
@@ -432,6 +433,13 @@ def wait_for_banner(page) -> None:
     reload_until(page, conflict_banner(page), "Both sites claim the same role", timeout=120)
 
 
+def peer_check_after(site: Site, moment: dt.datetime) -> dt.datetime | None:
+    """When the site last checked its peer, if that was after `moment`."""
+    checked = site.status()["peer"]["last_check"]
+    at = dt.datetime.fromisoformat(checked) if checked else None
+    return at if at is not None and at > moment else None
+
+
 def reports(site: Site) -> set[str]:
     return {row["pk"] for row in site.dump("appliance.report")}
 
@@ -462,6 +470,7 @@ def test_fix_this_error_on_the_winning_site_makes_the_other_backup_and_offers_it
     expect(page.get_by_role("alert")).to_contain_text(
         f"This site is primary (epoch {epoch + 1}); backup is backup.", timeout=PEER_WAIT_MS
     )
+    fixed = dt.datetime.now(dt.UTC)
     expect(conflict_banner(page)).to_have_count(0)
     assert primary.status()["role"] == "primary"
     assert backup.status()["role"] == "backup"
@@ -477,8 +486,11 @@ def test_fix_this_error_on_the_winning_site_makes_the_other_backup_and_offers_it
     rows = json.loads(Path(download.value.path()).read_text())
     assert {row["pk"] for row in rows if row["model"] == "appliance.report"} == backup_reports
     assert len(backup_reports) == 3
-    # The page that fixed it stays clear once the other site's role has been checked.
-    page.wait_for_timeout(5_000)
+    # The page that fixed it stays clear once the other site's role has been checked: by
+    # a check begun after the fix, so after the check that ends after it.
+    first = wait_until(lambda: peer_check_after(primary, fixed), timeout=120)
+    assert first, primary.log("worker.log")
+    assert wait_until(lambda: peer_check_after(primary, first), timeout=120)
     page.reload()
     expect(conflict_banner(page)).to_have_count(0)
 
