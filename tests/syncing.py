@@ -91,6 +91,21 @@ def differences(rows: list[dict[str, Any]], expected: list[dict[str, Any]]) -> s
     return "\n".join(sorted(lines)[:20])
 
 
+def wait_for_syncs_in_flight(site: Site) -> None:
+    """Until no sync waits or runs on the site. A sync the site began on its own (the
+    new backup's after a role change, or one on its schedule) would change its data
+    under a test's snapshot, and hold off the sync the test asks for."""
+
+    def at_rest() -> bool:
+        return not site.rows(
+            "SELECT id FROM failover_syncrun WHERE status IN ('pending', 'running')"
+        )
+
+    assert wait_until(at_rest, SYNC_BUDGET, interval=0.1), (
+        f"a sync is still in flight on {site.name}\n{site.log('worker.log')}"
+    )
+
+
 def request_sync(site: Site, *, full: bool = False) -> int:
     """`failover sync-now` on the backup; the number of the sync it started."""
     said = site.manage("failover", "sync-now", *(["--full"] if full else [])).stdout

@@ -26,6 +26,7 @@ from tests.syncing import (
     request_sync,
     snapshot,
     wait_for_run,
+    wait_for_syncs_in_flight,
     wait_until_dead_run_is_recognised,
 )
 
@@ -73,6 +74,8 @@ def test_a_worker_killed_in_the_middle_of_a_sync_leaves_the_backup_unchanged(lab
     primary, backup = lab.current()
     p, b = lab.sites[primary], lab.sites[backup]
     p.manage("generate_reports", "300", "--seed", "77", "--with-recordings", "3")
+    # The previous test's role changes may have left the backup a sync of its own.
+    wait_for_syncs_in_flight(b)
     before = snapshot(b)
     with bandwidth_limit(b, 256_000):
         run_id = request_sync(b, full=True)
