@@ -47,7 +47,7 @@ def promote(
     peer_checked: bool = False,
     agreed: int = 0,
 ) -> None:
-    """This site becomes primary (epoch + 1); the shared IP follows.
+    """This site becomes primary under a new epoch; the shared IP follows.
 
     `peer_checked`: the caller has just found the peer unreachable (the monitor),
     so the claim of the address does not wait to ask it again. The new epoch is
