@@ -117,12 +117,16 @@ class Command(BaseCommand):
         }  # fmt: skip
         if not options["no_beat"]:
             commands["beat"] = [python, "-m", "celery", "-A", "appliance", "--quiet", "beat"]
+        # This command has run Django's system checks. Celery would run them again in
+        # each of its programs, importing the URLconf and every view: about a fifth of
+        # the CPU a Celery program spends starting (docs/BENCHMARKS.md section 6).
+        checked = {"CELERY_SKIP_CHECKS": "1"}
         return [
             Program(
                 name,
                 argv,
                 log_dir / f"{name}.log",
-                env={"APPLIANCE_PROCESS": name},
+                env={"APPLIANCE_PROCESS": name} | ({} if name == "web" else checked),
                 max_bytes=settings.LOG_MAX_BYTES,
                 backups=settings.LOG_BACKUP_COUNT,
             )
