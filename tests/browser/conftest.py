@@ -98,6 +98,39 @@ def log_in(
     page.get_by_role("button", name="Log in").click()
 
 
+def _navigated(error: Exception) -> bool:
+    """Whether a Playwright call failed because the page navigated under it. A
+    Management > Failover page reloads itself when the sync it follows ends."""
+    return "net::ERR_ABORTED" in str(error) or "because of a navigation" in str(error)
+
+
+def reload(page: object) -> None:
+    """Reload `page`. When the page's own reload and this one cross, the browser aborts
+    one of them, and the page the other one loads is the page read."""
+    from playwright.sync_api import Error
+
+    try:
+        page.reload()
+    except Error as error:
+        if not _navigated(error):
+            raise
+        page.wait_for_load_state()
+
+
+def reload_and_read(page: object, locator: object) -> str | None:
+    """Reload `page` and read the first text `locator` finds; None when the page
+    reloaded itself in between (the caller reads again)."""
+    from playwright.sync_api import Error
+
+    try:
+        reload(page)
+        return (locator.all_inner_texts() or [""])[0]
+    except Error as error:
+        if not _navigated(error):
+            raise
+        return None
+
+
 @pytest.fixture
 def new_page(browser: object) -> Iterator[object]:
     """Open a page in a fresh browser context (its own cookies, so its own session)."""

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import ADMIN_PASSWORD, log_in
+from tests.browser.conftest import ADMIN_PASSWORD, log_in, reload, reload_and_read
 from tests.certs import make_ca
 from tests.sites import Site, wait_until
 
@@ -170,8 +170,7 @@ def reload_until(page, locator, text: str, timeout: float = 60) -> None:
     """Reload the page until `locator` shows `text` (the page does not follow role changes)."""
 
     def shows() -> bool:
-        page.reload()
-        return text in (locator.all_inner_texts() or [""])[0]
+        return text in (reload_and_read(page, locator) or "")
 
     assert wait_until(shows, timeout=timeout, interval=1), f"never showed {text!r}"
 
@@ -276,7 +275,7 @@ def test_failover_settings_are_saved_kept_and_handed_to_the_other_site(new_page,
     }
     assert failover_settings(primary) == saved
     assert failover_settings(backup) == saved
-    page.reload()
+    reload(page)
     form = settings_form(page)
     expect(form.get_by_label("Enable Automatic Failover")).to_be_checked()
     expect(form.get_by_label("Poll interval (seconds)")).to_have_value("2")
@@ -284,7 +283,7 @@ def test_failover_settings_are_saved_kept_and_handed_to_the_other_site(new_page,
     expect(form.get_by_label("Network Connectivity Test IPs")).to_have_value(targets)
 
     # A value in seconds that is no preset, saved on the backup, reaches the primary.
-    backup_page.reload()
+    reload(backup_page)
     backup_form = settings_form(backup_page)
     expect(backup_form.get_by_label("Primary Site Instance Timeout (seconds)")).to_have_value("60")
     backup_form.get_by_label("Primary Site Instance Timeout (seconds)").fill("7")
@@ -491,7 +490,7 @@ def test_fix_this_error_on_the_winning_site_makes_the_other_backup_and_offers_it
     first = wait_until(lambda: peer_check_after(primary, fixed), timeout=120)
     assert first, primary.log("worker.log")
     assert wait_until(lambda: peer_check_after(primary, first), timeout=120)
-    page.reload()
+    reload(page)
     expect(conflict_banner(page)).to_have_count(0)
 
 

@@ -28,7 +28,14 @@ from cryptography.hazmat.primitives import serialization
 from playwright.sync_api import expect
 
 from security import keys
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, page_opener, require_chromium
+from tests.browser.conftest import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    page_opener,
+    reload,
+    reload_and_read,
+    require_chromium,
+)
 from tests.lab import ADMIN_PASSWORD, KEY, SHARED, SHARED_IP, SITES, Lab, address
 from tests.lab_fixtures import require_lab
 from tests.sites import wait_until
@@ -134,8 +141,7 @@ def reload_until(page, locator, text: str, timeout: float = 120, also=None) -> N
     def shows() -> bool:
         if also is not None:
             also()
-        page.reload()
-        return text in (locator.all_inner_texts() or [""])[0]
+        return text in (reload_and_read(page, locator) or "")
 
     assert wait_until(shows, timeout=timeout, interval=1), f"{page.url} never showed {text!r}"
 
@@ -241,7 +247,7 @@ def test_the_seed_from_start_to_end_in_a_browser_on_the_lab(lab, new_page):
     assert wait_until(lambda: lab.holders() == {"primary"}, timeout=120), lab.holders()
     reload_until(primary_page, primary_page.get_by_test_id("holds-shared-ip"), "holds")
     expect(primary_page.get_by_test_id("holds-shared-ip")).to_have_text("holds")
-    backup_page.reload()
+    reload(backup_page)
     expect(backup_page.get_by_test_id("holds-shared-ip")).to_have_text("does not hold")
     on_shared = new_page()
     log_in(on_shared, "shared")
