@@ -52,9 +52,7 @@ test: install
 LOAD_WORKERS ?= $(shell nproc)
 test-under-load: install
 	tests/setup-system
-	stress-ng --cpu $(LOAD_WORKERS) --timeout 4h --quiet & load=$$!; \
-	trap 'kill $$load 2>/dev/null' EXIT; \
-	$(MAKE) --no-print-directory test
+	tests/under-load $(LOAD_WORKERS) $(MAKE) --no-print-directory test
 
 # The namespace lab (root): two complete sites, a client and the outside world.
 lab: install
