@@ -49,7 +49,10 @@ test: install
 
 # The whole suite while stress-ng keeps every core busy: a test that passes only on a
 # quiet machine fails here (docs/BENCHMARKS.md, "The suite under load").
-LOAD_WORKERS ?= $(shell nproc)
+# Four stress-ng workers a core: the suite keeps about ten processes runnable, and the
+# scheduler shares the CPU among them, so nproc workers would get about a fifth of it
+# and four a core about half (docs/BENCHMARKS.md, "How much load the runs under load had").
+LOAD_WORKERS ?= $(shell echo $$((4 * $$(nproc))))
 test-under-load: install
 	tests/setup-system
 	tests/under-load $(LOAD_WORKERS) $(MAKE) --no-print-directory test
