@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from tests.sites import Site
+from tests.sites import Site, wait_until
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -117,18 +117,23 @@ def reload(page: object) -> None:
         page.wait_for_load_state()
 
 
-def reload_and_read(page: object, locator: object) -> str | None:
-    """Reload `page` and read the first text `locator` finds; None when the page
-    reloaded itself in between (the caller reads again)."""
+def reload_until(page: object, locator: object, text: str, timeout: float = 120, also=None) -> None:
+    """Reload `page` until `locator` shows `text` (a page does not follow role changes by
+    itself). `also` runs at each reload: an invariant that must hold all the while."""
     from playwright.sync_api import Error
 
-    try:
-        reload(page)
-        return (locator.all_inner_texts() or [""])[0]
-    except Error as error:
-        if not _navigated(error):
-            raise
-        return None
+    def shows() -> bool:
+        if also is not None:
+            also()
+        try:
+            reload(page)
+            return text in (locator.all_inner_texts() or [""])[0]
+        except Error as error:
+            if not _navigated(error):
+                raise
+            return False  # the page reloaded itself in between: read it again
+
+    assert wait_until(shows, timeout=timeout, interval=1), f"{page.url} never showed {text!r}"
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import ADMIN_PASSWORD, log_in, reload, reload_and_read
+from tests.browser.conftest import ADMIN_PASSWORD, log_in, reload, reload_until
 from tests.certs import make_ca
 from tests.sites import Site, wait_until
 
@@ -164,15 +164,6 @@ def save_shared_ip(page) -> None:
     expect(page.get_by_role("alert")).to_contain_text(
         f"Shared IP {SHARED} enabled.", timeout=PEER_WAIT_MS
     )
-
-
-def reload_until(page, locator, text: str, timeout: float = 60) -> None:
-    """Reload the page until `locator` shows `text` (the page does not follow role changes)."""
-
-    def shows() -> bool:
-        return text in (reload_and_read(page, locator) or "")
-
-    assert wait_until(shows, timeout=timeout, interval=1), f"never showed {text!r}"
 
 
 # The Backup settings form -----------------------------------------------------------------
@@ -375,14 +366,14 @@ def test_become_primary_with_a_final_sync_swaps_the_roles_on_both_sites(new_page
     assert len(backup.dump("appliance.report")) == 25
     assert wait_until(lambda: holds(backup) and not holds(primary), timeout=120)
 
-    reload_until(page, page.get_by_test_id("own-role"), "Primary")
+    reload_until(page, page.get_by_test_id("own-role"), "Primary", timeout=60)
     expect(page.get_by_role("navigation").get_by_test_id("role-badge")).to_have_text("Primary")
     expect(page.get_by_test_id("history")).to_contain_text(
         "backup became primary (was backup, epoch"
     )
     expect(page.get_by_test_id("history")).to_contain_text("after a final sync")
     expect(page.get_by_test_id("become-backup-form")).to_be_visible()
-    reload_until(page, page.get_by_test_id("peer-role"), "Backup")
+    reload_until(page, page.get_by_test_id("peer-role"), "Backup", timeout=60)
 
     old_primary = new_page()
     open_failover(old_primary, primary)

@@ -33,7 +33,7 @@ from tests.browser.conftest import (
     CHROMIUM_ARGS,
     page_opener,
     reload,
-    reload_and_read,
+    reload_until,
     require_chromium,
 )
 from tests.lab import ADMIN_PASSWORD, KEY, SHARED, SHARED_IP, SITES, Lab, address
@@ -130,20 +130,6 @@ def role_badge(page):
 
 def alert(page):
     return page.get_by_role("alert")
-
-
-def reload_until(page, locator, text: str, timeout: float = 120, also=None) -> None:
-    """Reload until `locator` shows `text` (a page does not follow role changes by itself).
-
-    `also` runs at each reload: an invariant that must hold all the while.
-    """
-
-    def shows() -> bool:
-        if also is not None:
-            also()
-        return text in (reload_and_read(page, locator) or "")
-
-    assert wait_until(shows, timeout=timeout, interval=1), f"{page.url} never showed {text!r}"
 
 
 def failover_settings(lab: Lab, site: str) -> dict:
