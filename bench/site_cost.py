@@ -6,14 +6,17 @@ The multi-site tests start real sites (tests/sites.py: `manage.py runsite` over 
 with gunicorn, three Celery workers, beat and an embedded Redis), one after another,
 and run management commands against them to set them up and read their state. Each
 step below is timed on the wall clock and in CPU: the machine's non-idle time (the `cpu`
-line of /proc/stat) over the step, so run it on an otherwise idle machine. Prints each
-step's median over the rounds.
+line of /proc/stat) over the step, so run it on an otherwise idle machine. Below the start,
+the CPU each of the site's programs had spent when /login first answered (psutil: the
+program's process and its children). Prints each step's median over the rounds.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import re
 import shutil
 import statistics
 import tempfile
@@ -21,6 +24,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import psutil
 from harness import SYNCED, machine, say
 
 from tests.certs import Certificate, make_ca
@@ -45,6 +49,28 @@ def measured(step: Callable[[], object]) -> tuple[float, float]:
 Results = dict[str, list[tuple[float, float]]]
 
 
+def cpu_of(process: psutil.Process, *, children: bool = True) -> float:
+    """User and system CPU of `process`, and of its children (live or reaped) if asked."""
+    try:
+        times = process.cpu_times()
+        own = times.user + times.system
+        if not children:
+            return own
+        own += times.children_user + times.children_system
+        return own + sum(cpu_of(child) for child in process.children())
+    except psutil.NoSuchProcess:
+        return 0.0
+
+
+def program_cpu(site: Site) -> dict[str, float]:
+    """CPU each program of the running site has spent: runsite itself, web, workers, beat."""
+    runsite = psutil.Process(site.process.pid)
+    spent = {"runsite": cpu_of(runsite, children=False)}
+    for name, pid in re.findall(r"started (\w+) \(pid (\d+)\)", site.log(whole=True)):
+        spent[name] = cpu_of(psutil.Process(int(pid)))
+    return spent
+
+
 def one_round(
     name: str, base: Path, ca: Certificate, idle_seconds: float, results: Results
 ) -> None:
@@ -54,6 +80,8 @@ def one_round(
     site = Site(name, base, ca=ca)
     try:
         note("start until /login answers", site.start)
+        for program, cpu in program_cpu(site).items():
+            results.setdefault(f"  of which {program}", []).append((float("nan"), cpu))
         status = ("failover", "status", "--json")
         note("manage.py " + " ".join(status), lambda: site.manage(*status))
         note("manage.py shell -c (one line)", lambda: site.shell("print(1)"))
@@ -90,7 +118,8 @@ def main() -> None:
     for name, samples in results.items():
         wall = statistics.median(s[0] for s in samples)
         cpu = statistics.median(s[1] for s in samples)
-        print(f"{name:<56} {wall:>9.2f} {cpu:>9.2f}")
+        shown = "" if math.isnan(wall) else f"{wall:.2f}"
+        print(f"{name:<56} {shown:>9} {cpu:>9.2f}")
 
 
 if __name__ == "__main__":

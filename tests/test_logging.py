@@ -137,6 +137,8 @@ def test_runsite_rotates_a_chatty_process_log_keeping_the_set_number_of_files(tm
         backups=3,
     )
     chatty.start()
+    # The supervisor reads its children's output between its rounds; here, the test does.
+    assert wait_until(lambda: not chatty.pump(0.1), timeout=60, interval=0)
     assert chatty.process.wait(60) == 0
     chatty.close_log()
     files = sorted(path.name for path in log.parent.iterdir())
@@ -155,7 +157,11 @@ def test_a_childs_output_reaches_its_log_file_while_it_runs(tmp_path):
     )
     talker.start()
     try:
-        assert wait_until(lambda: log.exists() and "ready" in log.read_text(), timeout=30)
+        assert wait_until(
+            lambda: talker.pump(0.1) and log.exists() and "ready" in log.read_text(),
+            timeout=30,
+            interval=0,
+        )
     finally:
         talker.process.kill()
         talker.process.wait()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
@@ -10,13 +11,27 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connections
 
 from appliance import files
+from appliance.celery import app as celery_app
 from appliance.embedded_redis import EmbeddedRedis, EmbeddedRedisError, socket_path_from_url
 from appliance.supervisor import Program, Supervisor
 
 # Each queue has one worker: no neighbours to synchronise with, and no second to wait for.
 ALONE = ("--without-mingle", "--without-gossip")
+# What Celery's workers and beat import as they start. The Celery programs are forks
+# of runsite (appliance.supervisor), which imports these once, before the first fork.
+CELERY_MODULES = (
+    "celery.bin.celery",
+    "celery.apps.worker",
+    "celery.apps.beat",
+    "celery.worker.consumer",
+    "celery.concurrency.prefork",
+    "celery.concurrency.solo",
+    "kombu.transport.redis",
+    "django_celery_beat.schedulers",
+)
 
 
 class Command(BaseCommand):
@@ -61,6 +76,7 @@ class Command(BaseCommand):
             # A primary whose backup took over while it was down starts as backup.
             call_command("failover", "start-check", stdout=self.stdout)
             self.export_web_url(options)
+            self.prepare_to_fork()
             supervisor = Supervisor(self.programs(options, log_dir))
             supervisor.run(
                 on_started=lambda: self.stdout.write(f"Site running on {options['bind']}")
@@ -78,6 +94,17 @@ class Command(BaseCommand):
         host = "127.0.0.1" if host in ("0.0.0.0", "[::]", "") else host  # noqa: S104 - reading the bind
         scheme = "https" if options["certfile"] else "http"
         os.environ["WEB_SELF_URL"] = f"{scheme}://{host}:{port}"
+
+    def prepare_to_fork(self) -> None:
+        """Import what the Celery programs need, once: each starts as a fork of this process.
+
+        A fork shares what its parent holds open, so nothing may be: the database
+        connections migrate and the start check used are closed first.
+        """
+        for module in CELERY_MODULES:
+            importlib.import_module(module)
+        celery_app.loader.import_default_modules()
+        connections.close_all()
 
     def programs(self, options: dict, log_dir: Path) -> list[Program]:
         python = sys.executable
@@ -127,6 +154,9 @@ class Command(BaseCommand):
                 argv,
                 log_dir / f"{name}.log",
                 env={"APPLIANCE_PROCESS": name} | ({} if name == "web" else checked),
+                # gunicorn starts anew: prometheus-client must read its folder for the
+                # web's metrics before it is first imported (appliance.gunicorn_config).
+                fork=name != "web",
                 max_bytes=settings.LOG_MAX_BYTES,
                 backups=settings.LOG_BACKUP_COUNT,
             )
