@@ -42,6 +42,8 @@ logger = logging.getLogger(__name__)
 MAX_RESTART_DELAY = 30.0
 # A line longer than this (a child that never ends one) is written in pieces.
 MAX_LINE_BYTES = 1024 * 1024
+# What one round reads of one child: a chatty one cannot hold up the others.
+READ_BYTES_PER_ROUND = 1024 * 1024
 
 
 class LogFile:
@@ -72,8 +74,8 @@ class Output:
         self._partial = b""
 
     def read(self) -> bool:
-        """Write every complete line the child has said; False once it has closed the pipe."""
-        while True:
+        """Write the complete lines the child has said; False once it has closed the pipe."""
+        for _ in range(READ_BYTES_PER_ROUND // 65536):
             try:
                 chunk = os.read(self.fd, 65536)
             except BlockingIOError:
@@ -87,6 +89,7 @@ class Output:
             if len(self._partial) >= MAX_LINE_BYTES:
                 self._log.write_line(self._partial)
                 self._partial = b""
+        return True
 
     def close(self) -> None:
         if self._partial:
@@ -177,8 +180,10 @@ class Program:
         _python, option, module, *args = self.argv
         if option != "-m":
             raise ValueError(f"{self.name}: only a `python -m` program can be forked")
+        # What this process has buffered is its own, not the child's to write again.
         for stream in (sys.stdout, sys.stderr):
-            stream.flush()
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
         pid = os.fork()
         if pid:
             return ForkedChild(pid)
