@@ -398,15 +398,19 @@ class Lab:
         (A and AAAA), as a resolver asking the authoritative server would see it."""
         return Watcher(self, "dns_watch.py", address("outside"), "53", name, "--limit", str(limit))
 
-    def writer(self, token: str, *, tag: str = "w", limit: float = 300) -> subprocess.Popen[str]:
+    def writer(
+        self, token: str, *, tag: str = "w", limit: float = 300, progress: Path | None = None
+    ) -> subprocess.Popen[str]:
         """Start a client that keeps writing reports to the shared IP (tests/lab_client/writer.py).
 
-        Close its stdin to stop it; its last line of output is the JSON summary.
+        Close its stdin to stop it; its last line of output is the JSON summary. With
+        `progress`, that file gets a line per acknowledged write as it happens.
         """
+        extra = ["--progress", str(progress)] if progress else []
         writer = subprocess.Popen(
             ["ip", "netns", "exec", self.spaces["client"], sys.executable,
              str(ROOT / "tests" / "lab_client" / "writer.py"), SHARED_IP, token,
-             str(self.ca.cert_path), "--tag", tag, "--limit", str(limit)],
+             str(self.ca.cert_path), "--tag", tag, "--limit", str(limit), *extra],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
         )  # fmt: skip
         assert json.loads(writer.stdout.readline()) == {"started": True}

@@ -18,7 +18,6 @@ import pytest
 
 from tests.lab_fixtures import lab  # noqa: F401
 from tests.lab_writing import (  # noqa: F401
-    both_sides_of_the_cut,
     configure,
     in_step,
     ready_for_a_trial,
@@ -39,7 +38,6 @@ def test_asynchronous_replication_loses_at_most_the_last_second_of_writes(lab, w
     configure(lab, "--sync-interval", "continuous", "--replication", "asynchronous")
     for trial in range(ASYNCHRONOUS_TRIALS):
         seen = writing(f"async{trial}")
-        assert both_sides_of_the_cut(seen), seen
         late = {
             name: round(seen["powered_off_at"] - seen["acknowledged_at"][name], 3)
             for name in seen["lost"]

@@ -1,12 +1,14 @@
 """Run in the client's namespace: keep writing reports to an address until stdin closes.
 
-    writer.py HOST TOKEN CA_FILE [--tag T] [--interval 0.02] [--limit 300]
+    writer.py HOST TOKEN CA_FILE [--tag T] [--interval 0.02] [--limit 300] [--progress FILE]
 
 Each attempt POSTs a new report (customer_name "<tag>-<n>") to
 https://HOST/api/v1/reports/ with the API token. Only a 201 answer counts as
 written. At the end prints one JSON object: the names written (and when each was
 acknowledged, wall-clock seconds), and how many attempts failed by status (0 for no
-answer).
+answer). With --progress, each acknowledged write also adds a line to FILE as it
+happens: what a test waits on. A report stored but not acknowledged (its answer came
+later than the client waits, on a busy machine) is not a write the client can count on.
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ def main() -> int:
     parser.add_argument("--tag", default="w")
     parser.add_argument("--interval", type=float, default=0.02)
     parser.add_argument("--limit", type=float, default=300)
+    parser.add_argument("--progress", help="a file that gets a line per acknowledged write")
     args = parser.parse_args()
+    progress = open(args.progress, "a") if args.progress else None  # noqa: SIM115
     session = requests.Session()
     session.headers["Authorization"] = f"Token {args.token}"
     written: list[str] = []
@@ -57,6 +61,9 @@ def main() -> int:
             if answer.status_code == 201:
                 written.append(name)
                 acknowledged[name] = time.time()
+                if progress is not None:
+                    progress.write(name + "\n")
+                    progress.flush()
             else:
                 failed[answer.status_code] += 1
         except requests.RequestException as error:
